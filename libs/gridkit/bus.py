@@ -1,0 +1,243 @@
+"""The bus: RabbitMQ (or kombu's in-memory transport) through kombu.
+
+Topology is a naming convention:
+
+* one durable topic exchange per producer, ``gridgov.<service>.events``;
+* routing key = CloudEvents type (``grids.grid.created.v1``);
+* consumers own durable queues ``<consumer>.<purpose>`` whose dead letters go
+  to ``gridgov.dead-letters`` (direct) into ``<queue>.dead-letters``.
+
+Publishing is only done by the outbox relay (:mod:`gridkit.outbox`), in
+batches: kombu's ``confirm_publish`` waits for one confirm per message, so on
+AMQP we select confirm mode ourselves, publish the batch with ``mandatory``
+and then wait once for all the acks.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+
+import kombu
+from kombu import Exchange, Queue
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_EXCHANGE = "gridgov.dead-letters"
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class BusUnavailable(RuntimeError):
+    """The broker could not be reached or did not confirm in time."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    message_id: str
+    exchange: str
+    routing_key: str
+    body: bytes
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class BatchResult:
+    confirmed: set[str] = field(default_factory=set)
+    returned: dict[str, str] = field(default_factory=dict)  # unroutable: id -> reason
+    failed: dict[str, str] = field(default_factory=dict)  # nacked / unconfirmed: id -> reason
+
+
+def topic_exchange(name: str) -> Exchange:
+    return Exchange(name, type="topic", durable=True, auto_delete=False)
+
+
+def dead_letter_exchange() -> Exchange:
+    return Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True, auto_delete=False)
+
+
+class Bus:
+    def __init__(self, url: str = "memory://", *, timeout: float = 3.0, queue_type: str = "classic"):
+        self.url = url
+        self.timeout = timeout
+        self.queue_type = queue_type
+        self._publisher: kombu.Connection | None = None
+        self._declared: set[str] = set()
+        self._channel = None
+        self._pending: dict[int, str] = {}
+        self._result = BatchResult()
+        self._next_tag = 1
+
+    @property
+    def is_memory(self) -> bool:
+        return self.url.startswith("memory://")
+
+    def connect(self) -> kombu.Connection:
+        conn = kombu.Connection(
+            self.url,
+            connect_timeout=self.timeout,
+            heartbeat=0 if self.is_memory else 30,
+            transport_options={"max_retries": 1, "interval_start": 0, "interval_step": 0.5},
+        )
+        conn.ensure_connection(max_retries=1, timeout=self.timeout)
+        return conn
+
+    def ping(self) -> None:
+        if self.is_memory:
+            return
+        with self.connect() as conn:
+            conn.connection  # noqa: B018 - forces the socket open
+
+    # -- topology -----------------------------------------------------------
+
+    def queue(self, name: str, bindings: list[tuple[str, str]] = ()) -> Queue:
+        """A consumer's durable queue with its dead-letter route."""
+        arguments = {
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": name,
+        }
+        if self.queue_type == "quorum":
+            arguments["x-queue-type"] = "quorum"
+        from kombu import binding
+
+        return Queue(
+            name,
+            bindings=[binding(topic_exchange(ex), routing_key=key) for ex, key in bindings],
+            durable=True,
+            auto_delete=False,
+            queue_arguments=arguments,
+        )
+
+    def dead_letter_queue(self, queue_name: str) -> Queue:
+        args = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
+        return Queue(
+            f"{queue_name}.dead-letters",
+            exchange=dead_letter_exchange(),
+            routing_key=queue_name,
+            durable=True,
+            auto_delete=False,
+            queue_arguments=args,
+        )
+
+    def declare_consumer_queue(self, channel, name: str, bindings: list[tuple[str, str]]) -> Queue:
+        for exchange, _ in bindings:
+            topic_exchange(exchange)(channel).declare()
+        dead_letter_exchange()(channel).declare()
+        dlq = self.dead_letter_queue(name)(channel)
+        dlq.declare()
+        queue = self.queue(name, bindings)(channel)
+        queue.declare()
+        return queue
+
+    # -- publishing ---------------------------------------------------------
+
+    def publish_batch(self, messages: list[Outgoing]) -> BatchResult:
+        """Publish and wait for every confirm; raise BusUnavailable if the broker is gone."""
+        if not messages:
+            return BatchResult()
+        try:
+            conn = self._publisher_connection()
+            if self.is_memory:
+                return self._publish_memory(conn, messages)
+            return self._publish_confirmed(conn, messages)
+        except (OSError, socket.timeout, kombu.exceptions.OperationalError, ConnectionError) as exc:
+            self._drop_publisher()
+            raise BusUnavailable(str(exc)) from exc
+        except Exception as exc:  # amqp channel/connection errors
+            import amqp
+
+            if isinstance(exc, amqp.exceptions.AMQPError):
+                self._drop_publisher()
+                raise BusUnavailable(str(exc)) from exc
+            raise
+
+    def _publisher_connection(self) -> kombu.Connection:
+        if self._publisher is None:
+            self._publisher = self.connect()
+            self._declared = set()
+        return self._publisher
+
+    def _drop_publisher(self) -> None:
+        if self._publisher is not None:
+            try:
+                self._publisher.release()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self._publisher = None
+        self._channel = None
+
+    def _declare_exchanges(self, channel, messages: list[Outgoing]) -> None:
+        for name in {m.exchange for m in messages} - self._declared:
+            topic_exchange(name)(channel).declare()
+            self._declared.add(name)
+
+    def _publish_memory(self, conn: kombu.Connection, messages: list[Outgoing]) -> BatchResult:
+        channel = conn.default_channel
+        self._declare_exchanges(channel, messages)
+        producer = kombu.Producer(channel)
+        for m in messages:
+            producer.publish(m.body, exchange=m.exchange, routing_key=m.routing_key,
+                             content_type=CONTENT_TYPE, content_encoding="utf-8",
+                             headers=m.headers, message_id=m.message_id, delivery_mode=2)
+        return BatchResult(confirmed={m.message_id for m in messages})
+
+    def _publish_confirmed(self, conn: kombu.Connection, messages: list[Outgoing]) -> BatchResult:
+        channel = self._channel
+        if channel is None:
+            channel = conn.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.events["basic_return"].add(self._on_return)
+            self._channel = channel
+            self._next_tag = 1
+        self._declare_exchanges(channel, messages)
+        producer = kombu.Producer(channel)
+        self._pending: dict[int, str] = {}
+        result = self._result = BatchResult()
+        for m in messages:
+            producer.publish(m.body, exchange=m.exchange, routing_key=m.routing_key,
+                             content_type=CONTENT_TYPE, content_encoding="utf-8",
+                             headers=m.headers, message_id=m.message_id, delivery_mode=2,
+                             mandatory=True)
+            self._pending[self._next_tag] = m.message_id
+            self._next_tag += 1
+        deadline = time.monotonic() + max(self.timeout, 0.002 * len(messages))
+        while self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # Unconfirmed: the relay leaves them pending and retries.
+                for message_id in self._pending.values():
+                    result.failed[message_id] = "no confirm from broker in time"
+                self._drop_publisher()
+                break
+            conn.drain_events(timeout=remaining)
+        # A returned message is acked too; it is unroutable, not confirmed.
+        result.confirmed -= set(result.returned)
+        return result
+
+    def _settle(self, delivery_tag: int, multiple: bool, ok: bool) -> None:
+        tags = [t for t in self._pending if t <= delivery_tag] if multiple else [delivery_tag]
+        for tag in tags:
+            message_id = self._pending.pop(tag, None)
+            if message_id is None:
+                continue
+            if ok:
+                self._result.confirmed.add(message_id)
+            else:
+                self._result.failed[message_id] = "nacked by broker"
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, True)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, False)
+
+    def _on_return(self, exc, exchange, routing_key, message) -> None:
+        message_id = message.properties.get("message_id")
+        if message_id:
+            self._result.returned[message_id] = f"unroutable: {exchange} {routing_key} ({exc})"
+
+    def close(self) -> None:
+        self._drop_publisher()

@@ -1,0 +1,66 @@
+"""Settings from environment variables, with embedded defaults.
+
+Embedded mode (the default) needs no servers: kombu's in-memory transport
+and one SQLite file per service under ``GRIDGOV_DATA_DIR``. Production sets
+``GRIDGOV_BUS_URL`` to RabbitMQ and ``GRIDGOV_<SERVICE>_DATABASE_URL`` to
+PostgreSQL; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    bus_url: str = "memory://"
+    data_dir: Path = Path("data")
+    # identity's JWKS: other services verify tokens locally against it.
+    identity_url: str = "http://127.0.0.1:8001"
+    jwks_url: str = ""
+    token_issuer: str = "gridgov-identity"
+    token_audience: str = "gridgov"
+    # Symmetric key (urlsafe base64, 32 bytes) for personal data at rest.
+    data_key: str = ""
+    queue_type: str = "classic"  # "quorum" in production RabbitMQ clusters
+    max_delivery_attempts: int = 5
+    broker_timeout: float = 3.0
+    log_level: str = "INFO"
+    max_request_bytes: int = 16 * 1024 * 1024
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, service: str, **overrides) -> Settings:
+        data_dir = Path(_env("GRIDGOV_DATA_DIR", "data"))  # type: ignore[arg-type]
+        key = service.upper()
+        db_default = f"sqlite:///{(data_dir / f'{service}.db').absolute()}"
+        identity_url = _env("GRIDGOV_IDENTITY_URL", "http://127.0.0.1:8001")
+        settings = cls(
+            service=service,
+            database_url=_env(f"GRIDGOV_{key}_DATABASE_URL", _env("GRIDGOV_DATABASE_URL", db_default)),  # type: ignore[arg-type]
+            bus_url=_env("GRIDGOV_BUS_URL", "memory://"),  # type: ignore[arg-type]
+            data_dir=data_dir,
+            identity_url=identity_url,  # type: ignore[arg-type]
+            jwks_url=_env("GRIDGOV_JWKS_URL", f"{identity_url}/.well-known/jwks.json"),  # type: ignore[arg-type]
+            token_issuer=_env("GRIDGOV_TOKEN_ISSUER", "gridgov-identity"),  # type: ignore[arg-type]
+            token_audience=_env("GRIDGOV_TOKEN_AUDIENCE", "gridgov"),  # type: ignore[arg-type]
+            data_key=_env("GRIDGOV_DATA_KEY", "") or "",
+            queue_type=_env("GRIDGOV_QUEUE_TYPE", "classic"),  # type: ignore[arg-type]
+            max_delivery_attempts=int(_env("GRIDGOV_MAX_DELIVERY_ATTEMPTS", "5")),  # type: ignore[arg-type]
+            broker_timeout=float(_env("GRIDGOV_BROKER_TIMEOUT", "3")),  # type: ignore[arg-type]
+            log_level=_env("GRIDGOV_LOG_LEVEL", "INFO"),  # type: ignore[arg-type]
+        )
+        return replace(settings, **overrides) if overrides else settings
+
+    @property
+    def embedded(self) -> bool:
+        return self.bus_url.startswith("memory://")

@@ -1,0 +1,225 @@
+"""Consumers: idempotent handlers, retries, dead letters with reasons.
+
+A service lists what it listens to in one readable place::
+
+    subscriptions = Subscriptions("grids")
+
+    @subscriptions.on(USER_REGISTERED, purpose="people")
+    def remember_person(session, event): ...
+
+The :class:`Worker` owns the durable queue ``grids.people``, validates every
+message against the declared schema, runs the handler inside the service's
+unit of work together with the inbox row, and acks only after commit.
+A message that breaks its contract goes straight to the dead-letter queue
+with the reason; one whose handler keeps failing goes there after
+``max_attempts``. Redelivered messages are skipped by the inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kombu
+from kombu.mixins import ConsumerProducerMixin
+from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from .bus import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, Bus
+from .db import Database
+from .events import Envelope, EventType, InvalidEvent, lookup
+from .outbox import Inbox
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter("gridgov_events_consumed_total", "Messages taken from queues, by outcome",
+                   ["queue", "outcome"])
+HANDLER_SECONDS = Histogram("gridgov_event_handler_seconds", "Time spent in event handlers", ["queue"])
+
+ATTEMPTS_HEADER = "x-gridgov-attempts"
+REASON_HEADER = "x-gridgov-reason"
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a handler receives: the envelope with its data checked and loaded."""
+
+    id: str
+    type: str
+    source: str
+    time: str
+    subject: str | None
+    data: dict
+
+
+Handler = Callable[[Any, Event], None]
+
+
+@dataclass
+class Subscription:
+    queue: str
+    handlers: dict[str, tuple[EventType, Handler]] = field(default_factory=dict)
+
+    @property
+    def bindings(self) -> list[tuple[str, str]]:
+        return [(et.exchange, et.type) for et, _ in self.handlers.values()]
+
+
+class Subscriptions:
+    def __init__(self, consumer: str):
+        self.consumer = consumer
+        self.queues: dict[str, Subscription] = {}
+
+    def on(self, event_type: EventType, *, purpose: str) -> Callable[[Handler], Handler]:
+        queue = f"{self.consumer}.{purpose}"
+
+        def register(handler: Handler) -> Handler:
+            sub = self.queues.setdefault(queue, Subscription(queue))
+            if event_type.type in sub.handlers:
+                raise ValueError(f"{queue} already handles {event_type.type}")
+            sub.handlers[event_type.type] = (event_type, handler)
+            return handler
+
+        return register
+
+    def describe(self) -> list[dict]:
+        return [{"queue": s.queue, "events": sorted(s.handlers)} for s in self.queues.values()]
+
+
+class Outcome:
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    RETRIED = "retried"
+    DEAD_LETTERED = "dead_lettered"
+    REQUEUED = "requeued"
+
+
+class Worker(ConsumerProducerMixin):
+    """Consumes every queue of one service's subscriptions."""
+
+    def __init__(self, subscriptions: Subscriptions, db: Database, inbox: Inbox, bus: Bus, *,
+                 max_attempts: int = 5, prefetch: int = 32,
+                 on_outcome: Callable[[str, str, str], None] | None = None):
+        self.subscriptions = subscriptions
+        self.db = db
+        self.inbox = inbox
+        self.bus = bus
+        self.max_attempts = max_attempts
+        self.prefetch = prefetch
+        self.on_outcome = on_outcome
+        options = {} if bus.is_memory else {"confirm_publish": True}
+        self.connection = kombu.Connection(bus.url, connect_timeout=bus.timeout,
+                                           heartbeat=0 if bus.is_memory else 30,
+                                           transport_options=options)
+        self.ready = threading.Event()
+
+    # -- kombu wiring -------------------------------------------------------
+
+    def get_consumers(self, Consumer, channel):  # noqa: N803 - kombu's signature
+        consumers = []
+        for sub in self.subscriptions.queues.values():
+            queue = self.bus.declare_consumer_queue(channel, sub.queue, sub.bindings)
+            consumers.append(Consumer(
+                queues=[queue], on_message=lambda m, s=sub: self.receive(s, m),
+                prefetch_count=self.prefetch, accept=[CONTENT_TYPE, "application/json"],
+            ))
+        return consumers
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self.ready.set()
+
+    def on_connection_error(self, exc, interval):
+        self.ready.clear()
+        log.warning("bus connection lost, retrying in %ss", interval, extra={"error": str(exc)})
+
+    def stop(self) -> None:
+        self.should_stop = True
+
+    # -- handling -----------------------------------------------------------
+
+    def receive(self, sub: Subscription, message) -> None:
+        outcome = self.handle(sub, message.body, message.headers or {}, message.delivery_info)
+        if outcome == Outcome.REQUEUED:
+            message.requeue()
+        else:
+            message.ack()
+        CONSUMED.labels(sub.queue, outcome).inc()
+        if self.on_outcome:
+            self.on_outcome(sub.queue, message.properties.get("message_id") or "", outcome)
+
+    def handle(self, sub: Subscription, body: bytes | str, headers: dict, delivery_info: dict) -> str:
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+        try:
+            envelope = Envelope.parse(body)
+            entry = sub.handlers.get(envelope.type)
+            if entry is None:
+                lookup(envelope.type)  # raises for an undeclared type
+                raise InvalidEvent(f"{sub.queue} has no handler for {envelope.type}")
+            event_type, handler = entry
+            event = Event(envelope.id, envelope.type, envelope.source, envelope.time,
+                          envelope.subject, event_type.load(envelope.data))
+        except InvalidEvent as exc:
+            self.dead_letter(sub.queue, body, headers, attempts, f"invalid event: {exc}")
+            return Outcome.DEAD_LETTERED
+        started = time.perf_counter()
+        try:
+            with self.db.transaction() as session:
+                if self.inbox.seen(session, sub.queue, event.id):
+                    return Outcome.DUPLICATE
+                handler(session, event)
+                self.inbox.remember(session, sub.queue, envelope)
+            return Outcome.PROCESSED
+        except IntegrityError as exc:
+            if self._already_processed(sub.queue, event.id):
+                return Outcome.DUPLICATE  # a concurrent redelivery won the race
+            return self._failed(sub, body, headers, attempts, exc)
+        except OperationalError as exc:
+            # The database is down, not the message: back off and try again.
+            log.warning("database unavailable in %s: %s", sub.queue, exc.orig)
+            time.sleep(1.0)
+            return Outcome.REQUEUED
+        except Exception as exc:  # noqa: BLE001 - any handler bug counts as an attempt
+            return self._failed(sub, body, headers, attempts, exc)
+        finally:
+            HANDLER_SECONDS.labels(sub.queue).observe(time.perf_counter() - started)
+
+    def _already_processed(self, queue: str, event_id: str) -> bool:
+        with self.db.transaction() as session:
+            return self.inbox.seen(session, queue, event_id)
+
+    def _failed(self, sub: Subscription, body, headers, attempts: int, exc: Exception) -> str:
+        reason = "".join(traceback.format_exception_only(exc)).strip()[:1000]
+        if attempts >= self.max_attempts:
+            self.dead_letter(sub.queue, body, headers, attempts, f"handler failed {attempts} times: {reason}")
+            return Outcome.DEAD_LETTERED
+        log.warning("handler failed in %s (attempt %d): %s", sub.queue, attempts, reason)
+        time.sleep(min(0.05 * 2 ** attempts, 2.0))
+        self._publish(body, headers | {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
+                      exchange="", routing_key=sub.queue)
+        return Outcome.RETRIED
+
+    def dead_letter(self, queue: str, body, headers: dict, attempts: int, reason: str) -> None:
+        log.error("dead-lettered from %s: %s", queue, reason)
+        self._publish(body, headers | {
+            ATTEMPTS_HEADER: attempts, REASON_HEADER: reason[:2000], "x-gridgov-queue": queue,
+            "x-gridgov-dead-at": datetime.now(UTC).isoformat(),
+        }, exchange=DEAD_LETTER_EXCHANGE, routing_key=queue)
+
+    def _publish(self, body, headers: dict, *, exchange: str, routing_key: str) -> None:
+        # Confirmed (confirm_publish) before we ack the original: never lost.
+        self.producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
+                              content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
+                              retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2})
+
+    # -- running ------------------------------------------------------------
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name=f"worker-{self.subscriptions.consumer}", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,104 @@
+"""The database: one per service, SQLAlchemy 2, the same code on SQLite and PostgreSQL.
+
+``Database.transaction()`` is the unit of work: everything inside commits
+together (business rows, outbox rows, inbox rows) or not at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+OUTBOX_CHANNEL = "gridgov_outbox"
+
+naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=naming_convention)
+
+
+def declarative_base():
+    """A fresh ORM base per service: each service owns its own metadata."""
+
+    class ServiceBase(DeclarativeBase):
+        metadata = new_metadata()
+
+    return ServiceBase
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            # SQLite has one writer: take the write lock at BEGIN so two
+            # transactions never deadlock upgrading read locks.
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        else:
+            url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+            self.engine = create_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                connect_args={"connect_timeout": 5},
+            )
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Relays in this process wait on this; set whenever outbox rows commit.
+        self.outbox_committed = threading.Event()
+        event.listen(self.sessions, "before_commit", self._before_commit)
+        event.listen(self.sessions, "after_commit", self._after_commit)
+
+    def _before_commit(self, session: Session) -> None:
+        if session.info.get("outbox_dirty") and not self.is_sqlite:
+            # Delivered at commit to relays in other processes (LISTEN).
+            session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop("outbox_dirty", False):
+            self.outbox_committed.set()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Unit of work: commit on success, roll back on any exception."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()

@@ -1,0 +1,27 @@
+"""Every gridgov service, in start order. Add a new one here."""
+
+from __future__ import annotations
+
+import importlib
+
+SERVICES = {
+    "identity": "identity.service:spec",
+    "grids": "grids.service:spec",
+}
+
+
+def load(name: str):
+    module, attr = SERVICES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def available() -> list[str]:
+    """Services whose package is present (lets the kit run before all exist)."""
+    names = []
+    for name in SERVICES:
+        try:
+            load(name)
+        except ModuleNotFoundError:
+            continue
+        names.append(name)
+    return names

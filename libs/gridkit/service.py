@@ -1,0 +1,123 @@
+"""A service is declared once; the kit builds its app, worker and migrations.
+
+Each service's ``service.py`` holds a :class:`ServiceSpec`::
+
+    spec = ServiceSpec(name="grids", description=..., base=Base, catalogue=catalogue,
+                       subscriptions=subscriptions, blueprints=lambda: [api.blp],
+                       migrations=Path(__file__).parent / "migrations", port=8002)
+
+:class:`Runtime` is the composition root: settings, database, bus, outbox,
+inbox, token verifier, and whatever the service adds in ``setup``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from . import migrations
+from .auth import TokenVerifier
+from .bus import Bus
+from .config import Settings
+from .consumer import Subscriptions, Worker
+from .db import Database
+from .events import Catalogue
+from .outbox import Inbox, Outbox, Relay
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    description: str
+    base: Any  # the service's declarative base (its metadata holds outbox + inbox)
+    catalogue: Catalogue
+    blueprints: Callable[[], list]
+    migrations: Path
+    port: int
+    outbox: Outbox
+    inbox: Inbox
+    subscriptions: Subscriptions | None = None
+    # Called with the Runtime once it is built (e.g. load signing keys, build an index).
+    setup: Callable[[Runtime], None] | None = None
+
+
+@dataclass
+class Runtime:
+    spec: ServiceSpec
+    settings: Settings
+    db: Database
+    bus: Bus
+    verifier: TokenVerifier
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, spec: ServiceSpec, settings: Settings | None = None, *,
+              verifier: TokenVerifier | None = None, migrate: bool = False) -> Runtime:
+        settings = settings or Settings.from_env(spec.name)
+        runtime = cls(
+            spec=spec,
+            settings=settings,
+            db=Database(settings.database_url),
+            bus=Bus(settings.bus_url, timeout=settings.broker_timeout, queue_type=settings.queue_type),
+            verifier=verifier or TokenVerifier.from_url(
+                settings.jwks_url, issuer=settings.token_issuer, audience=settings.token_audience),
+        )
+        if migrate:
+            runtime.migrate()
+        if spec.setup:
+            spec.setup(runtime)
+        return runtime
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.spec.outbox
+
+    def migrate(self) -> None:
+        migrations.upgrade(self.spec.migrations, self.settings.database_url)
+
+    def relay(self, **kwargs) -> Relay:
+        return Relay(self.spec.name, self.db, self.spec.outbox, self.bus, **kwargs)
+
+    def worker(self, **kwargs) -> Worker | None:
+        if not self.spec.subscriptions or not self.spec.subscriptions.queues:
+            return None
+        return Worker(self.spec.subscriptions, self.db, self.spec.inbox, self.bus,
+                      max_attempts=self.settings.max_delivery_attempts, **kwargs)
+
+    def app(self, testing: bool = False):
+        from .web import create_app
+
+        return create_app(self.spec, self, testing=testing)
+
+    def start_background(self) -> list[threading.Thread]:
+        """Relay and worker as daemon threads (embedded mode, tests)."""
+        threads = []
+        relay = self.relay()
+        self.extras["relay"] = relay
+        t = threading.Thread(target=relay.run_forever, name=f"relay-{self.spec.name}", daemon=True)
+        t.start()
+        threads.append(t)
+        worker = self.worker()
+        if worker:
+            self.extras["worker"] = worker
+            threads.append(worker.start_in_thread())
+        return threads
+
+    def stop_background(self) -> None:
+        if relay := self.extras.get("relay"):
+            relay.stop()
+        if worker := self.extras.get("worker"):
+            worker.stop()
+
+
+def runtime() -> Runtime:
+    """The running service's Runtime, inside a request."""
+    return current_app.extensions["gridgov"]

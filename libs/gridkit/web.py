@@ -1,0 +1,185 @@
+"""The web app factory every service uses.
+
+``create_app(spec, runtime)`` gives a Flask app with: marshmallow schemas on
+every route (unknown fields rejected) through flask-smorest, ``/openapi.json``
+generated from them, RFC 7807 problems for every error (never HTML, never a
+stack trace), request ids, JSON logs, ``/healthz``, ``/readyz`` and
+``/metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api, Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from . import logs, metrics
+from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+__all__ = ["Blueprint", "create_app", "Schema", "fields", "Page"]
+
+
+class ProblemApi(Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        # flask-smorest puts webargs' field messages in error.data["messages"].
+        data = getattr(error, "data", None) or {}
+        messages = data.get("messages")
+        if messages:
+            # webargs nests by location ("json", "query"): flatten to field names.
+            errors: dict[str, Any] = {}
+            for location, fields_ in messages.items():
+                if isinstance(fields_, dict):
+                    errors.update(fields_)
+                else:
+                    errors[location] = fields_
+            first = next(iter(errors), "request")
+            problem = Problem(422 if error.code in (400, 422) else error.code or 400,
+                              f"invalid value for {first}", type="validation-error",
+                              title="Unprocessable Content", errors=errors)
+            return problem_response(problem)
+        return problem_response(Problem(error.code or 500, error.description or error.name,
+                                        title=error.name))
+
+
+def problem_response(problem: Problem) -> Response:
+    body = problem.body(instance=request.path if request else None)
+    rid = getattr(g, "request_id", None)
+    if rid:
+        body["request_id"] = rid
+    response = Response(json.dumps(body, ensure_ascii=False, default=str), status=problem.status,
+                        content_type=PROBLEM_CONTENT_TYPE)
+    for key, value in problem.headers.items():
+        response.headers[key] = value
+    return response
+
+
+class Page(Schema):
+    """Cursor pagination parameters shared by list routes."""
+
+    cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's next_cursor"})
+    limit = fields.Integer(load_default=50, validate=lambda n: 1 <= n <= 500,
+                           metadata={"description": "1–500"})
+
+
+def create_app(spec, runtime, *, testing: bool = False) -> Flask:
+    app = Flask(spec.name)
+    app.config.update(
+        TESTING=testing,
+        API_TITLE=f"gridgov {spec.name}",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=None,  # we serve /openapi.json ourselves (problem content types)
+        MAX_CONTENT_LENGTH=runtime.settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+        API_SPEC_OPTIONS={
+            "info": {"description": spec.description},
+            "components": {"securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        },
+    )
+    app.extensions["gridgov"] = runtime
+    api = ProblemApi(app)
+    for blueprint in spec.blueprints():
+        api.register_blueprint(blueprint)
+    app.extensions["gridgov.api"] = api
+
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+        logs.request_id.set(g.request_id)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.HTTP_REQUESTS.labels(spec.name, request.method, route, str(response.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(spec.name, request.method, route).observe(elapsed)
+        if route not in ("/metrics", "/healthz", "/readyz"):
+            log.info("request", extra={"method": request.method, "route": route,
+                                       "status": response.status_code,
+                                       "duration_ms": round(elapsed * 1000, 2)})
+        return response
+
+    @app.errorhandler(Problem)
+    def _problem(problem: Problem):
+        return problem_response(problem)
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError):
+        log.error("database unavailable", extra={"error": str(exc.orig)})
+        return problem_response(Problem(503, "the service's database is unavailable; retry shortly",
+                                        type="unavailable", headers={"Retry-After": "5"}))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return api.handle_http_exception(exc)
+        log.exception("unhandled error")
+        return problem_response(Problem(500, "an unexpected error occurred; it has been logged",
+                                        type="internal-error"))
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "service": spec.name}
+
+    @app.get("/readyz")
+    def readyz():
+        checks: dict[str, str] = {}
+        for name, check in (("database", runtime.db.ping), ("bus", runtime.bus.ping)):
+            try:
+                check()
+                checks[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                checks[name] = f"unavailable: {type(exc).__name__}"
+        if all(v == "ok" for v in checks.values()):
+            return {"status": "ready", "checks": checks}
+        raise Problem(503, "not ready", type="not-ready", checks=checks)
+
+    @app.get("/metrics")
+    def metrics_view():
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type)
+
+    @app.get("/openapi.json")
+    def openapi():
+        return openapi_document(app)
+
+    metrics.SERVICE_INFO.labels(spec.name, "0.1.0").set(1)
+    return app
+
+
+def openapi_document(app: Flask) -> dict:
+    doc = app.extensions["gridgov.api"].spec.to_dict()
+    # Errors are problem documents (RFC 7807), not plain JSON.
+    for response in doc.get("components", {}).get("responses", {}).values():
+        content = response.get("content", {})
+        if "application/json" in content:
+            content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+    for path in doc.get("paths", {}).values():
+        for operation in path.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in operation.get("responses", {}).items():
+                if str(status).startswith(("4", "5")) and isinstance(response, dict):
+                    content = response.get("content", {})
+                    if "application/json" in content:
+                        content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+    return doc
