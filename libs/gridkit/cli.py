@@ -1,0 +1,171 @@
+"""``gridgov``: one command for operators and developers.
+
+    gridgov run                      # every service, embedded, with demo data
+    gridgov serve <service>          # one service's HTTP app (development server)
+    gridgov worker <service>         # one service's outbox relay + event consumers
+    gridgov migrate <service>|all    # Alembic upgrade to head
+    gridgov migrations new <service> -m "why"
+    gridgov catalogue [-o FILE]      # the AsyncAPI event catalogue
+    gridgov openapi <service>        # a service's OpenAPI document
+    gridgov dead-letters list|replay --queue Q [...]
+    gridgov grids import FILE --network CODE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from . import logs, registry
+from .config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gridgov", description="gridgov platform command")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every service embedded (in-memory bus, SQLite, demo data)")
+    run.add_argument("--scale", type=float, default=0.05, help="demo county size (1.0 = Dali-sized)")
+    run.add_argument("--no-demo", action="store_true", help="start without seeding demo data")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--exit-after-start", action="store_true", help=argparse.SUPPRESS)
+
+    serve = sub.add_parser("serve", help="one service's HTTP API (use gunicorn in production)")
+    serve.add_argument("service", choices=list(registry.SERVICES))
+    serve.add_argument("--port", type=int)
+
+    worker = sub.add_parser("worker", help="one service's outbox relay and event consumers")
+    worker.add_argument("service", choices=list(registry.SERVICES))
+
+    migrate = sub.add_parser("migrate", help="upgrade a service's database to the latest schema")
+    migrate.add_argument("service", choices=[*registry.SERVICES, "all"])
+
+    migrations = sub.add_parser("migrations", help="author migrations")
+    msub = migrations.add_subparsers(dest="action", required=True)
+    new = msub.add_parser("new")
+    new.add_argument("service", choices=list(registry.SERVICES))
+    new.add_argument("-m", "--message", required=True)
+
+    catalogue = sub.add_parser("catalogue", help="print the AsyncAPI catalogue of every event")
+    catalogue.add_argument("-o", "--output")
+
+    openapi = sub.add_parser("openapi", help="print a service's OpenAPI document")
+    openapi.add_argument("service", choices=list(registry.SERVICES))
+
+    dead = sub.add_parser("dead-letters", help="list or replay dead-lettered messages")
+    dead.add_argument("args", nargs=argparse.REMAINDER)
+
+    grids = sub.add_parser("grids", help="grid registry tools")
+    gsub = grids.add_subparsers(dest="action", required=True)
+    gimport = gsub.add_parser("import", help="import a GeoJSON FeatureCollection (all or nothing)")
+    gimport.add_argument("file")
+    gimport.add_argument("--network", required=True)
+
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+def _runtime(name: str, **kwargs):
+    from .service import Runtime
+
+    settings = Settings.from_env(name)
+    logs.configure(name, settings.log_level)
+    return Runtime.build(registry.load(name), settings, **kwargs)
+
+
+def cmd_run(args) -> int:
+    from .embedded import run_embedded
+
+    return run_embedded(scale=args.scale, demo=not args.no_demo, host=args.host,
+                        exit_after_start=args.exit_after_start)
+
+
+def cmd_serve(args) -> int:
+    runtime = _runtime(args.service)
+    runtime.app().run(host="0.0.0.0", port=args.port or runtime.spec.port, threaded=True)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    runtime = _runtime(args.service)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime.start_background()
+    stop.wait()
+    runtime.stop_background()
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    names = registry.available() if args.service == "all" else [args.service]
+    for name in names:
+        _runtime(name, migrate=True)
+        print(f"{name}: migrated")
+    return 0
+
+
+def cmd_migrations(args) -> int:
+    from . import migrations
+
+    migrations.autogenerate(registry.load(args.service).migrations, args.message)
+    return 0
+
+
+def catalogue_document() -> dict:
+    from .events import asyncapi
+
+    specs = [registry.load(name) for name in registry.available()]
+    subscriptions = []
+    for spec in specs:
+        if spec.subscriptions:
+            subscriptions += spec.subscriptions.describe()
+    return asyncapi([spec.catalogue for spec in specs], subscriptions)
+
+
+def cmd_catalogue(args) -> int:
+    text = json.dumps(catalogue_document(), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_openapi(args) -> int:
+    from .service import Runtime
+    from .web import openapi_document
+
+    spec = registry.load(args.service)
+    runtime = Runtime.build(spec, Settings(service=spec.name, database_url="sqlite://"))
+    json.dump(openapi_document(runtime.app()), sys.stdout, indent=2, ensure_ascii=False)
+    return 0
+
+
+def cmd_dead_letters(args) -> int:
+    from . import deadletters
+
+    return deadletters.main(args.args)
+
+
+def cmd_grids(args) -> int:
+    from grids.importer import import_file
+
+    runtime = _runtime("grids")
+    report = import_file(runtime, args.file, args.network, progress=True)
+    print(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    return 0 if not report.get("rejected") else 1
+
+
+COMMANDS = {
+    "run": cmd_run, "serve": cmd_serve, "worker": cmd_worker, "migrate": cmd_migrate,
+    "migrations": cmd_migrations, "catalogue": cmd_catalogue, "openapi": cmd_openapi,
+    "dead-letters": cmd_dead_letters, "grids": cmd_grids,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

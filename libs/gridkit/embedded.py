@@ -1,0 +1,83 @@
+"""Embedded mode: every service in one process, no servers needed.
+
+Each service keeps its own SQLite database under ``GRIDGOV_DATA_DIR`` and its
+own HTTP port; they talk over kombu's in-memory transport exactly as they do
+over RabbitMQ in production (same exchanges, queues, outbox and inbox).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+from werkzeug.serving import make_server
+
+from . import logs, registry
+from .config import Settings
+from .service import Runtime
+
+log = logging.getLogger("gridgov.embedded")
+
+
+def build_runtimes() -> dict[str, Runtime]:
+    runtimes = {}
+    for name in registry.available():
+        settings = Settings.from_env(name)
+        runtimes[name] = Runtime.build(registry.load(name), settings, migrate=True)
+    return runtimes
+
+
+def run_embedded(*, scale: float = 0.05, demo: bool = True, host: str = "127.0.0.1",
+                 exit_after_start: bool = False) -> int:
+    os.environ.setdefault("GRIDGOV_BUS_URL", "memory://")
+    logs.configure("embedded", os.environ.get("GRIDGOV_LOG_LEVEL", "WARNING"))
+    print("gridgov: preparing databases …", flush=True)
+    runtimes = build_runtimes()
+    for runtime in runtimes.values():
+        runtime.start_background()
+    accounts: list[dict] = []
+    if demo:
+        from .demo import seed_demo
+
+        accounts = seed_demo(runtimes, scale=scale)
+    servers = []
+    for name, runtime in runtimes.items():
+        server = make_server(host, runtime.spec.port, runtime.app(), threaded=True)
+        threading.Thread(target=server.serve_forever, name=f"http-{name}", daemon=True).start()
+        servers.append(server)
+    _banner(runtimes, accounts, host)
+    if exit_after_start:
+        _shutdown(servers, runtimes)
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(1)
+    _shutdown(servers, runtimes)
+    return 0
+
+
+def _shutdown(servers, runtimes) -> None:
+    for server in servers:
+        server.shutdown()
+    for runtime in runtimes.values():
+        runtime.stop_background()
+    time.sleep(0.2)
+
+
+def _banner(runtimes: dict[str, Runtime], accounts: list[dict], host: str) -> None:
+    print("\ngridgov is running (embedded: in-memory bus, SQLite under "
+          f"{Settings.from_env('x').data_dir.absolute()})\n")
+    for name, runtime in runtimes.items():
+        base = f"http://{host}:{runtime.spec.port}"
+        print(f"  {name:<9} {base}   (API doc {base}/openapi.json, metrics {base}/metrics)")
+    if accounts:
+        print("\nDemo accounts (log in with POST /tokens on identity):")
+        for account in accounts:
+            print(f"  {account['role']:<16} phone {account['phone']}  password {account['password']}"
+                  f"  {account.get('note', '')}")
+    print("\nPress Ctrl+C to stop.\n", flush=True)

@@ -1,0 +1,104 @@
+import pytest
+
+from gridkit.config import Settings
+from gridkit.service import Runtime
+
+from .sample_service import spec
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def client(tmp_path, tokens):
+    settings = Settings(service="sample", database_url=f"sqlite:///{tmp_path}/sample.db")
+    runtime = Runtime.build(spec, settings, verifier=tokens.verifier())
+    app = runtime.app(testing=True)
+    app.config["MAX_CONTENT_LENGTH"] = 10_000
+    return app.test_client()
+
+
+def test_valid_body_is_accepted(client):
+    response = client.post("/notes", json={"title": "leak", "priority": 2})
+    assert response.status_code == 201
+    assert response.json == {"id": 1, "title": "leak", "priority": 2}
+
+
+def test_unknown_field_is_rejected_with_a_problem_naming_it(client):
+    response = client.post("/notes", json={"title": "leak", "colour": "red"})
+    assert response.status_code == 422
+    assert response.content_type == PROBLEM
+    assert "colour" in response.json["errors"]
+    assert response.json["status"] == 422
+
+
+def test_wrong_type_names_the_field(client):
+    response = client.post("/notes", json={"title": "x", "priority": "high"})
+    assert response.status_code == 422
+    assert "priority" in response.json["errors"]
+
+
+def test_body_that_is_not_json_is_a_problem(client):
+    response = client.post("/notes", data="{not json", content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert response.content_type == PROBLEM
+
+
+def test_huge_payload_is_refused_with_413(client):
+    response = client.post("/notes", json={"title": "x" * 20_000})
+    assert response.status_code == 413
+    assert response.content_type == PROBLEM
+
+
+def test_domain_conflict_is_a_409_problem(client):
+    response = client.post("/notes", json={"title": "taken"})
+    assert response.status_code == 409
+    assert response.json["detail"] == "a note with that title exists"
+
+
+def test_unknown_route_is_a_404_problem_not_html(client):
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.content_type == PROBLEM
+
+
+def test_unexpected_error_is_a_500_problem_without_the_stack_or_message(client):
+    response = client.get("/notes/boom")
+    assert response.status_code == 500
+    assert response.content_type == PROBLEM
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_request_id_is_echoed_or_generated(client):
+    assert client.get("/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+    generated = client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"}).headers["X-Request-Id"]
+    assert generated and " " not in generated
+
+
+def test_readyz_reports_database_and_bus(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"] == {"database": "ok", "bus": "ok"}
+
+
+def test_metrics_count_requests_by_route_template(client):
+    client.post("/notes", json={"title": "a"})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'gridgov_http_requests_total{method="POST",route="/notes",service="sample",status="201"}' in text
+
+
+def test_openapi_documents_routes_and_problem_errors(client):
+    doc = client.get("/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    post = doc["paths"]["/notes"]["post"]
+    assert "NoteIn" in str(post["requestBody"])
+    responses = doc["components"]["responses"]
+    assert all("application/json" not in r.get("content", {}) for r in responses.values())
+
+
+def test_protected_route_needs_a_token_and_the_role(client, tokens):
+    assert client.get("/notes/secret").status_code == 401
+    worker = tokens.header(("grid_worker", "grid:1"))
+    assert client.get("/notes/secret", headers=worker).status_code == 403
+    admin = tokens.header(("county_admin", "county"))
+    assert client.get("/notes/secret", headers=admin).status_code == 200
