@@ -198,7 +198,6 @@ def asyncapi(catalogues: list[Catalogue], subscriptions: list | None = None) -> 
                 "summary": f"{et.producer} publishes {et.type}",
             }
     schemas = spec.to_dict().get("components", {}).get("schemas", {})
-    schemas = json.loads(json.dumps(schemas).replace("#/components/schemas/", "#/components/schemas/"))
     schemas["CloudEvent"] = CLOUDEVENT_JSON_SCHEMA
     doc = {
         "asyncapi": "3.0.0",

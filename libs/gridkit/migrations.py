@@ -27,7 +27,7 @@ def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
 def run_env(metadata: MetaData) -> None:
     """Body of every service's ``migrations/env.py``."""
     cfg = context.config
-    url = cfg.get_main_option("sqlalchemy.url")
+    url = cfg.get_main_option("sqlalchemy.url") or ""
     render_as_batch = url.startswith("sqlite")  # SQLite needs batch ALTERs
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=metadata, literal_binds=True,

@@ -80,7 +80,7 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> str:
+def amqp_url():
     """A vhost of this test run's own on the real RabbitMQ."""
     vhost = f"gridgov-test-{RUN_ID}"
     try:
@@ -118,7 +118,7 @@ class Tokens:
     def verifier(self) -> TokenVerifier:
         return TokenVerifier.from_jwks(lambda: self.jwks, issuer=self.issuer, audience=self.audience)
 
-    def issue(self, grants: list[tuple[str, str]] = (), *, sub: str | None = None,
+    def issue(self, grants: list[tuple[str, str]] | tuple = (), *, sub: str | None = None,
               kind: str = "user", ttl: int = 600, **overrides) -> str:
         now = datetime.now(UTC)
         claims = {

@@ -1,5 +1,4 @@
 import pytest
-
 from gridkit.config import Settings
 from gridkit.service import Runtime
 
