@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -72,7 +72,8 @@ class Page(Schema):
     """Cursor pagination parameters shared by list routes."""
 
     cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's next_cursor"})
-    limit = fields.Integer(load_default=50, validate=lambda n: 1 <= n <= 500,
+    # marshmallow 4 ignores a validator's False return: validators must raise (Range does).
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 500),
                            metadata={"description": "1–500"})
 
 

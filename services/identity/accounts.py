@@ -1,0 +1,259 @@
+"""Service layer: the unit-of-work operations the HTTP routes and the demo seeding share.
+
+Each function takes an open session (the caller commits) except the login flows,
+which need their own transactions for the throttle (see ``Throttle``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from gridkit.problems import Conflict, Problem, Unauthorized
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import domain
+from .crypto import DataKey
+from .events import ROLE_GRANTED, ROLE_REVOKED, USER_REGISTERED
+from .keys import Keyring
+from .tables import LoginAttempt, RefreshToken, RoleGrant, User, outbox
+
+# OWASP's argon2id baseline (19 MiB, t=2, p=1).
+hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+# Verified against when the account does not exist, so timing does not reveal which phones have accounts.
+_DUMMY_HASH = hasher.hash("not-a-real-password")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Contact:
+    phone: str | None
+    national_id: str | None
+
+
+def contact_of(user: User, key: DataKey) -> Contact:
+    return Contact(
+        key.open(user.phone_sealed, "phone") if user.phone_sealed else None,
+        key.open(user.national_id_sealed, "national_id") if user.national_id_sealed else None,
+    )
+
+
+def find_by_phone(session: Session, key: DataKey, phone: str) -> User | None:
+    return session.scalar(select(User).where(User.phone_index == key.index(phone, "phone")))
+
+
+def create_user(session: Session, key: DataKey, *, kind: str, name: str, phone: str | None = None,
+                national_id: str | None = None, username: str | None = None,
+                password: str | None = None, password_hash: str | None = None,
+                grants: list[tuple[str, str]] = (), by: str | None = None) -> User:
+    """Create an account (+ grants) and record its events. ``password=None``: cannot log in yet."""
+    user = User(id=str(uuid.uuid4()), kind=kind, display_name=name, username=username,
+                created_at=utcnow(), disabled=False, grants=[],
+                password_hash=password_hash or (hasher.hash(password) if password else None))
+    if phone:
+        user.phone_index = key.index(phone, "phone")
+        user.phone_sealed = key.seal(phone, "phone")
+        if session.scalar(select(User.id).where(User.phone_index == user.phone_index)):
+            raise Conflict("an account with this phone number already exists", field="phone")
+    if national_id:
+        user.national_id_index = key.index(national_id, "national_id")
+        user.national_id_sealed = key.seal(national_id, "national_id")
+        if session.scalar(select(User.id).where(User.national_id_index == user.national_id_index)):
+            raise Conflict("an account with this national ID already exists", field="national_id")
+    if username and session.scalar(select(User.id).where(User.username == username)):
+        raise Conflict("this username is taken", field="username")
+    session.add(user)
+    try:
+        session.flush()
+    except IntegrityError:  # lost a race with a concurrent registration
+        raise Conflict("an account with this phone, national ID or username already exists") from None
+    outbox.record(session, USER_REGISTERED,
+                  {"user_id": user.id, "kind": kind, "display_name": name}, subject=user.id)
+    for role, scope in grants:
+        grant(session, user, role, scope, by=by)
+    return user
+
+
+def grant(session: Session, user: User, role: str, scope: str, *, by: str | None) -> RoleGrant:
+    if any(g.role == role and g.scope == scope for g in user.grants):
+        raise Conflict(f"{role} at {scope} is already granted", field="role")
+    row = RoleGrant(role=role, scope=scope, granted_by=by, granted_at=utcnow())
+    user.grants.append(row)
+    session.flush()
+    outbox.record(session, ROLE_GRANTED, {"grant_id": row.id, "user_id": user.id, "role": role,
+                                          "scope": scope, "by": by}, subject=user.id)
+    return row
+
+
+def revoke_grant(session: Session, row: RoleGrant, *, by: str | None) -> None:
+    outbox.record(session, ROLE_REVOKED, {"grant_id": row.id, "user_id": row.user_id,
+                                          "role": row.role, "scope": row.scope, "by": by},
+                  subject=row.user_id)
+    session.delete(row)
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = hasher.hash(password)
+    revoke_all_refresh_tokens(session, user.id)
+
+
+def new_client_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+# --- throttling ----------------------------------------------------------------------------
+
+class Throttle:
+    """Failed-login limits shared by every worker through the database.
+
+    An attempt is *reserved* (inserted and committed) before it is counted, so two
+    concurrent attempts always see each other: with 100 failures on record, no
+    101st attempt can slip through between a check and a write.
+    """
+
+    def __init__(self, db):
+        self.db = db
+
+    def reserve(self, account_key: str, client_ip: str) -> int:
+        now = utcnow()
+        with self.db.transaction() as session:
+            attempt_id = session.execute(insert(LoginAttempt).values(
+                account_key=account_key, client_ip=client_ip, attempted_at=now)
+                .returning(LoginAttempt.id)).scalar_one()
+        with self.db.transaction() as session:
+            waits = [domain.retry_after(limit, self._times(session, column, value, now - limit.window), now)
+                     for limit, column, value in (
+                         (domain.ACCOUNT_LIMIT, LoginAttempt.account_key, account_key),
+                         (domain.CLIENT_LIMIT, LoginAttempt.client_ip, client_ip))]
+            waits = [w for w in waits if w]
+            if waits:
+                # A refused attempt is not a failure: it must not extend the lockout.
+                session.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
+        if waits:
+            raise Problem(429, "too many failed logins; try again later", type="too-many-attempts",
+                          headers={"Retry-After": str(max(waits))})
+        return attempt_id
+
+    @staticmethod
+    def _times(session: Session, column, value: str, since: datetime) -> list[datetime]:
+        return [aware(t) for t in session.scalars(
+            select(LoginAttempt.attempted_at).where(column == value, LoginAttempt.attempted_at > since)
+            .order_by(LoginAttempt.attempted_at, LoginAttempt.id))]
+
+    @staticmethod
+    def succeeded(session: Session, attempt_id: int) -> None:
+        session.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _bad_credentials() -> Problem:
+    return Unauthorized("the credentials are not valid")
+
+
+def login(runtime, *, by: str, identifier: str, password: str, client_ip: str) -> dict:
+    """Password grant (people) or client-credentials grant (service accounts, by="client_id")."""
+    key: DataKey = runtime.extras["data_key"]
+    throttle = Throttle(runtime.db)
+    attempt = throttle.reserve(key.index(f"{by}:{identifier}", "login"), client_ip)
+    with runtime.db.transaction() as session:
+        if by == "phone":
+            user = find_by_phone(session, key, identifier)
+        else:
+            user = session.scalar(select(User).where(User.username == identifier))
+        service = by == "client_id"
+        ok = _verify(user.password_hash if user else None, password) and not user.disabled \
+            and (user.kind == "service") == service
+        if ok:
+            throttle.succeeded(session, attempt)
+            if hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = hasher.hash(password)
+            return issue_tokens(session, runtime.extras["keyring"], user, refresh=not service)
+    raise _bad_credentials()
+
+
+def issue_tokens(session: Session, keyring: Keyring, user: User, *, refresh: bool = True,
+                 family: str | None = None) -> dict:
+    access, expires_in = keyring.issue(session, user)
+    answer = {"access_token": access, "token_type": "Bearer", "expires_in": expires_in}
+    if refresh:
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        session.add(RefreshToken(token_hash=sha256(token), family=family or str(uuid.uuid4()),
+                                 user_id=user.id, issued_at=now,
+                                 expires_at=now + domain.REFRESH_TOKEN_TTL))
+        answer["refresh_token"] = token
+    return answer
+
+
+def refresh(runtime, token: str) -> dict:
+    """Rotate a refresh token. Presenting one already rotated revokes its whole family:
+    either the client or a thief holds a copy, and we cannot tell which."""
+    reused = False
+    with runtime.db.transaction() as session:
+        row = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256(token)))
+        if row is None or aware(row.expires_at) <= utcnow():
+            raise _bad_credentials()
+        # Claim it atomically: of two concurrent uses exactly one wins.
+        claimed = session.execute(update(RefreshToken).where(
+            RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None)).values(rotated_at=utcnow())).rowcount
+        if not claimed:
+            reused = row.revoked_at is None or row.rotated_at is not None
+            _revoke_family(session, row.family)
+        else:
+            user = session.get(User, row.user_id)
+            if user is None or user.disabled:
+                raise _bad_credentials()
+            return issue_tokens(session, runtime.extras["keyring"], user, family=row.family)
+    raise Unauthorized("refresh token reuse detected; the session was revoked" if reused
+                       else "the refresh token was revoked")
+
+
+def revoke(runtime, token: str) -> None:
+    """Logout: revoke the token's family (RFC 7009: unknown tokens are not an error)."""
+    with runtime.db.transaction() as session:
+        family = session.scalar(select(RefreshToken.family)
+                                .where(RefreshToken.token_hash == sha256(token)))
+        if family:
+            _revoke_family(session, family)
+
+
+def _revoke_family(session: Session, family: str) -> None:
+    session.execute(update(RefreshToken).where(RefreshToken.family == family,
+                                               RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=utcnow()))
+
+
+def revoke_all_refresh_tokens(session: Session, user_id: str) -> None:
+    session.execute(update(RefreshToken).where(RefreshToken.user_id == user_id,
+                                               RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=utcnow()))

@@ -1,0 +1,461 @@
+"""HTTP routes of identity. Phone and national ID leave unmasked only to their owner
+(and through the audited contact route)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from flask import request
+from gridkit.auth import (
+    ADMIN_ROLES,
+    ROLES,
+    Principal,
+    authenticated,
+    current_principal,
+    require_roles,
+)
+from gridkit.problems import Forbidden, Invalid, NotFound
+from gridkit.service import runtime
+from gridkit.web import Blueprint, Page
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from sqlalchemy import select
+
+from . import accounts, domain
+from .tables import ContactRead, RoleGrant, User
+
+blp = Blueprint("identity", __name__, description="People, accounts, role grants and tokens")
+
+Name = lambda: fields.String(required=True, validate=validate.Length(1, 50))  # noqa: E731
+Phone = lambda **kw: fields.String(validate=validate.Regexp(domain.PHONE, error="not a mainland mobile number"), **kw)  # noqa: E731
+Password = lambda **kw: fields.String(validate=validate.Length(domain.PASSWORD_MIN, domain.PASSWORD_MAX), load_only=True, **kw)  # noqa: E731
+
+
+class NationalId(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = super()._deserialize(value, attr, data, **kwargs).upper()
+        if not domain.valid_national_id(number):
+            raise ValidationError("not a valid 18-character national ID")
+        return number
+
+
+class GrantIn(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    scope = fields.String(required=True, validate=validate.Regexp(
+        domain.SCOPE, error="scope is county, grid:<id>, network:<code> or department:<code>"))
+
+
+class GrantOut(GrantIn):
+    id = fields.Integer()
+    granted_by = fields.String(allow_none=True)
+    granted_at = fields.DateTime()
+
+
+class ResidentIn(Schema):
+    phone = Phone(required=True)
+    name = Name()
+    password = Password(required=True)
+    national_id = NationalId(validate=validate.Length(max=18))
+
+    @validates("password")
+    def _policy(self, value, **_):
+        _check_policy(value)
+
+
+class UserIn(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(domain.STAFF_KINDS))
+    name = Name()
+    phone = Phone()
+    national_id = NationalId(validate=validate.Length(max=18))
+    username = fields.String(validate=validate.Regexp(domain.USERNAME, error="3–64 of a-z 0-9 . _ -"))
+    password = Password(metadata={"description": "Omit to create an account that cannot log in yet"})
+    grants = fields.List(fields.Nested(GrantIn), load_default=list, validate=validate.Length(max=50))
+
+    @validates("password")
+    def _policy(self, value, **_):
+        _check_policy(value)
+
+    @validates_schema
+    def _login_name(self, data, **_):
+        if not data.get("phone") and not data.get("username"):
+            raise ValidationError("a phone or a username is required", "phone")
+
+
+class UserOut(Schema):
+    id = fields.String()
+    kind = fields.String()
+    name = fields.String(attribute="display_name")
+    username = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True, metadata={"description": "Masked (138****5678) unless it is your own"})
+    national_id = fields.String(allow_none=True, metadata={"description": "Masked unless it is your own"})
+    can_log_in = fields.Boolean()
+    created_at = fields.DateTime()
+    grants = fields.List(fields.Nested(GrantOut))
+
+
+class UserQuery(Page):
+    kind = fields.String(validate=validate.OneOf(domain.KINDS))
+
+
+class UserPage(Schema):
+    items = fields.List(fields.Nested(UserOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ContactQuery(Schema):
+    reason = fields.String(required=True, validate=validate.Length(5, 200),
+                           metadata={"description": "Why you need it; kept in the audit trail"})
+
+
+class ContactOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    phone = fields.String(allow_none=True)
+
+
+class TokenIn(Schema):
+    grant_type = fields.String(required=True, validate=validate.OneOf(
+        ("password", "refresh_token", "client_credentials")))
+    phone = fields.String(validate=validate.Length(max=20))
+    username = fields.String(validate=validate.Length(max=64))
+    password = fields.String(load_only=True, validate=validate.Length(max=domain.PASSWORD_MAX))
+    refresh_token = fields.String(load_only=True, validate=validate.Length(max=200))
+    client_id = fields.String(validate=validate.Length(max=64))
+    client_secret = fields.String(load_only=True, validate=validate.Length(max=200))
+
+    @validates_schema
+    def _fields_for_grant(self, data, **_):
+        needs = {"password": ["password"], "refresh_token": ["refresh_token"],
+                 "client_credentials": ["client_id", "client_secret"]}[data["grant_type"]]
+        missing = {f: ["required for this grant_type"] for f in needs if not data.get(f)}
+        if data["grant_type"] == "password" and bool(data.get("phone")) == bool(data.get("username")):
+            missing["phone"] = ["give exactly one of phone or username"]
+        if missing:
+            raise ValidationError(missing)
+
+
+class TokenOut(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    refresh_token = fields.String()
+
+
+class RevokeIn(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(max=200))
+
+
+class PasswordIn(Schema):
+    password = Password(required=True)
+
+    @validates("password")
+    def _policy(self, value, **_):
+        _check_policy(value)
+
+
+class OwnPasswordIn(PasswordIn):
+    current_password = fields.String(required=True, load_only=True,
+                                     validate=validate.Length(max=domain.PASSWORD_MAX))
+
+
+class ServiceAccountIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    grants = fields.List(fields.Nested(GrantIn), load_default=list, validate=validate.Length(max=50))
+
+
+class ServiceAccountOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    client_id = fields.String()
+    client_secret = fields.String(metadata={"description": "Shown once; store it now"})
+    grants = fields.List(fields.Nested(GrantOut))
+
+
+class Jwks(Schema):
+    keys = fields.List(fields.Dict())
+
+
+class Rotated(Schema):
+    kid = fields.String()
+    signs_from = fields.DateTime(metadata={"description": "When the new key starts signing"})
+    previous_kid = fields.String(allow_none=True)
+
+
+def _check_policy(value: str) -> None:
+    try:
+        domain.check_password(value)
+    except domain.RuleBroken as exc:
+        raise ValidationError(str(exc)) from None
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _key():
+    return runtime().extras["data_key"]
+
+
+def present(user: User, viewer: Principal | None) -> dict:
+    """A user as ``viewer`` may see them: personal data masked unless it is their own."""
+    contact = accounts.contact_of(user, _key())
+    own = viewer is not None and viewer.subject == user.id
+    return {
+        "id": user.id, "kind": user.kind, "display_name": user.display_name,
+        "username": user.username, "created_at": user.created_at, "grants": user.grants,
+        "can_log_in": user.password_hash is not None and not user.disabled,
+        "phone": contact.phone if own else domain.mask_phone(contact.phone),
+        "national_id": contact.national_id if own else domain.mask_national_id(contact.national_id),
+    }
+
+
+def _user(session, user_id: str) -> User:
+    user = session.get(User, user_id) if len(user_id) <= 36 else None
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+def _admin_or_self(user_id: str) -> Principal:
+    principal = current_principal()
+    if principal.subject != user_id and not principal.has_role(*ADMIN_ROLES):
+        raise Forbidden()
+    return principal
+
+
+def _refuse_unless(allowed: bool, what: str) -> None:
+    if not allowed:
+        raise Forbidden(what)
+
+
+def _client_ip() -> str:
+    # Behind a proxy, wrap the app in werkzeug's ProxyFix so this is the real client.
+    return (request.remote_addr or "unknown")[:64]
+
+
+# --- registration and accounts -------------------------------------------------------------
+
+@blp.post("/residents")
+@blp.arguments(ResidentIn)
+@blp.response(201, UserOut)
+def register_resident(body):
+    """Self-registration of a resident (no token needed)."""
+    with runtime().db.transaction() as session:
+        user = accounts.create_user(session, _key(), kind="resident", name=body["name"],
+                                    phone=body["phone"], national_id=body.get("national_id"),
+                                    password=body["password"], grants=[("resident", "county")])
+    return present(user, Principal(user.id, "user"))
+
+
+@blp.post("/users")
+@require_roles(*ADMIN_ROLES)
+@blp.arguments(UserIn)
+@blp.response(201, UserOut)
+def create_user(body):
+    """Create staff, department officers and volunteers.
+
+    county_admin/sysadmin: any of them with any grants they may give. community and
+    street admins: staff or volunteers with grid staff roles at exactly their own grid
+    scope (identity does not know the grid tree; grids validates the subtree)."""
+    principal = current_principal()
+    grants = [(g["role"], g["scope"]) for g in body["grants"]]
+    _refuse_unless(domain.may_create(principal, body["kind"], grants),
+                   "your role and scope do not allow creating this account")
+    with runtime().db.transaction() as session:
+        user = accounts.create_user(session, _key(), kind=body["kind"], name=body["name"],
+                                    phone=body.get("phone"), national_id=body.get("national_id"),
+                                    username=body.get("username"), password=body.get("password"),
+                                    grants=grants, by=principal.subject)
+    return present(user, principal)
+
+
+@blp.get("/users")
+@require_roles(*ADMIN_ROLES)
+@blp.arguments(UserQuery, location="query")
+@blp.response(200, UserPage)
+def list_users(query):
+    """Accounts in id order, masked; ``next_cursor`` fetches the following page."""
+    stmt = select(User).order_by(User.id).limit(query["limit"] + 1)
+    if query.get("kind"):
+        stmt = stmt.where(User.kind == query["kind"])
+    if query.get("cursor"):
+        stmt = stmt.where(User.id > _decode_cursor(query["cursor"]))
+    with runtime().db.transaction() as session:
+        users = session.scalars(stmt).all()
+    page = users[:query["limit"]]
+    more = len(users) > query["limit"]
+    return {"items": [present(u, current_principal()) for u in page],
+            "next_cursor": base64.urlsafe_b64encode(page[-1].id.encode()).decode() if more else None}
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return str(uuid.UUID(base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()))
+    except ValueError:
+        raise Invalid({"cursor": ["not a cursor from this API"]}) from None
+
+
+@blp.get("/users/<user_id>")
+@blp.response(200, UserOut)
+def get_user(user_id):
+    """One account, masked (admins, or the person themselves)."""
+    principal = _admin_or_self(user_id)
+    with runtime().db.transaction() as session:
+        return present(_user(session, user_id), principal)
+
+
+@blp.get("/me")
+@authenticated
+@blp.response(200, UserOut)
+def me():
+    """Your own account, unmasked."""
+    principal = current_principal()
+    with runtime().db.transaction() as session:
+        return present(_user(session, principal.subject), principal)
+
+
+@blp.get("/users/<user_id>/contact")
+@require_roles(*domain.CONTACT_READERS)
+@blp.arguments(ContactQuery, location="query")
+@blp.response(200, ContactOut)
+def read_contact(query, user_id):
+    """The unmasked phone number, for county and community admins. Every read is audited
+    with who, whom, when and the required ``reason``."""
+    principal = current_principal()
+    with runtime().db.transaction() as session:
+        user = _user(session, user_id)
+        session.add(ContactRead(reader_id=principal.subject[:36], subject_id=user.id,
+                                reader_roles=",".join(sorted({g.role for g in principal.grants}))[:200],
+                                reason=query["reason"], read_at=datetime.now(UTC)))
+        contact = accounts.contact_of(user, _key())
+    return {"id": user.id, "name": user.display_name, "phone": contact.phone}
+
+
+@blp.put("/users/<user_id>/password")
+@require_roles("sysadmin", "county_admin")
+@blp.arguments(PasswordIn)
+@blp.response(204)
+def set_user_password(body, user_id):
+    """Set (or reset) someone's password; their sessions are revoked."""
+    with runtime().db.transaction() as session:
+        user = _user(session, user_id)
+        _refuse_unless(user.kind != "service", "service accounts have secrets, not passwords")
+        accounts.set_password(session, user, body["password"])
+
+
+@blp.put("/me/password")
+@authenticated
+@blp.arguments(OwnPasswordIn)
+@blp.response(204)
+def change_own_password(body):
+    """Change your password (the current one is required); other sessions are revoked."""
+    principal = current_principal()
+    with runtime().db.transaction() as session:
+        user = _user(session, principal.subject)
+        if not accounts._verify(user.password_hash, body["current_password"]):
+            raise Forbidden("the current password is not right")
+        accounts.set_password(session, user, body["password"])
+
+
+@blp.post("/service-accounts")
+@require_roles("sysadmin")
+@blp.arguments(ServiceAccountIn)
+@blp.response(201, ServiceAccountOut)
+def create_service_account(body):
+    """A department system's account; it gets tokens with the client-credentials grant."""
+    principal = current_principal()
+    secret = accounts.new_client_secret()
+    with runtime().db.transaction() as session:
+        user = accounts.create_user(
+            session, _key(), kind="service", name=body["name"],
+            username=f"svc-{secrets.token_hex(8)}", password_hash=accounts.hasher.hash(secret),
+            grants=[(g["role"], g["scope"]) for g in body["grants"]], by=principal.subject)
+    return {"id": user.id, "name": user.display_name, "client_id": user.username,
+            "client_secret": secret, "grants": user.grants}
+
+
+# --- grants --------------------------------------------------------------------------------
+
+@blp.get("/users/<user_id>/grants")
+@blp.response(200, GrantOut(many=True))
+def list_grants(user_id):
+    """Role grants of an account (admins, or the person themselves)."""
+    _admin_or_self(user_id)
+    with runtime().db.transaction() as session:
+        return _user(session, user_id).grants
+
+
+@blp.post("/users/<user_id>/grants")
+@require_roles(*ADMIN_ROLES)
+@blp.arguments(GrantIn)
+@blp.response(201, GrantOut)
+def add_grant(body, user_id):
+    """Grant a role at a scope. sysadmin: any; county_admin: any but sysadmin; community and
+    street admins: grid_worker, grid_head, building_manager or volunteer at a scope equal to
+    their own (identity does not know the grid tree; the grids service validates it)."""
+    principal = current_principal()
+    _refuse_unless(domain.may_grant(principal, body["role"], body["scope"]),
+                   f"you may not grant {body['role']} at {body['scope']}")
+    with runtime().db.transaction() as session:
+        return accounts.grant(session, _user(session, user_id), body["role"], body["scope"],
+                              by=principal.subject)
+
+
+@blp.delete("/users/<user_id>/grants/<int:grant_id>")
+@require_roles(*ADMIN_ROLES)
+@blp.response(204)
+def remove_grant(user_id, grant_id):
+    """Withdraw a grant (same rules as granting it). Takes effect at the next token refresh."""
+    principal = current_principal()
+    with runtime().db.transaction() as session:
+        row = session.get(RoleGrant, grant_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound("grant", grant_id)
+        _refuse_unless(domain.may_grant(principal, row.role, row.scope),
+                       f"you may not revoke {row.role} at {row.scope}")
+        accounts.revoke_grant(session, row, by=principal.subject)
+
+
+# --- tokens and keys -----------------------------------------------------------------------
+
+@blp.post("/tokens")
+@blp.arguments(TokenIn)
+@blp.response(200, TokenOut)
+def issue_token(body):
+    """Log in. ``password`` (phone or username), ``refresh_token`` (rotates it) or
+    ``client_credentials`` (service accounts). Too many failures answer 429 with Retry-After."""
+    rt = runtime()
+    if body["grant_type"] == "refresh_token":
+        return accounts.refresh(rt, body["refresh_token"])
+    if body["grant_type"] == "client_credentials":
+        return accounts.login(rt, by="client_id", identifier=body["client_id"],
+                              password=body["client_secret"], client_ip=_client_ip())
+    by = "phone" if body.get("phone") else "username"
+    return accounts.login(rt, by=by, identifier=body[by], password=body["password"],
+                          client_ip=_client_ip())
+
+
+@blp.post("/tokens/revoke")
+@blp.arguments(RevokeIn)
+@blp.response(204)
+def revoke_token(body):
+    """Log out: revoke the refresh token and every token rotated from the same login."""
+    accounts.revoke(runtime(), body["refresh_token"])
+
+
+@blp.get("/.well-known/jwks.json")
+@blp.response(200, Jwks)
+def jwks():
+    """Public keys that verify access tokens (the active one and those still retiring)."""
+    return runtime().extras["keyring"].jwks()
+
+
+@blp.post("/keys/rotate")
+@require_roles("sysadmin")
+@blp.response(200, Rotated)
+def rotate_keys():
+    """Publish a new signing key; it signs from ``signs_from`` (a few seconds later, so every
+    verifier can fetch it first). The old key stays published until its tokens expire."""
+    key, previous = runtime().extras["keyring"].rotate()
+    return {"kid": key.kid, "signs_from": key.signs_from, "previous_kid": previous}
+

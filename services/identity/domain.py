@@ -1,0 +1,127 @@
+"""The rules of identity, in plain Python (no Flask, no SQLAlchemy).
+
+Who may hold which role where, what counts as a valid phone or national ID,
+how personal data is shown to people who are not its owner, and how failed
+logins are throttled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gridkit.auth import ROLES, Principal
+
+KINDS = ("resident", "staff", "dept_officer", "volunteer", "service")
+STAFF_KINDS = ("staff", "dept_officer", "volunteer")  # created by admins through POST /users
+GRID_ADMIN_ROLES = ("community_admin", "street_admin")
+# Roles a community/street admin may hand out inside their own grid scope.
+GRID_STAFF_ROLES = ("grid_worker", "grid_head", "building_manager", "volunteer")
+CONTACT_READERS = ("county_admin", "community_admin")
+
+PHONE = re.compile(r"^1[3-9]\d{9}$")
+NATIONAL_ID = re.compile(r"^\d{17}[\dX]$")
+SCOPE = re.compile(r"^(county|grid:[A-Za-z0-9_-]{1,64}|network:[a-z0-9_-]{1,64}|department:[a-z0-9_-]{1,64})$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+
+ACCESS_TOKEN_TTL = timedelta(minutes=10)
+REFRESH_TOKEN_TTL = timedelta(days=30)
+# A retired key stays published until every token it signed has expired (+ verifier leeway).
+KEY_RETIREMENT_DELAY = ACCESS_TOKEN_TTL + timedelta(minutes=1)
+
+
+class RuleBroken(ValueError):
+    """A domain rule said no; ``field`` names the input at fault when there is one."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+# --- personal data -------------------------------------------------------------------------
+
+def national_id_checksum_ok(number: str) -> bool:
+    """GB 11643-1999: ISO 7064 MOD 11-2 over the first 17 digits."""
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(d) * w for d, w in zip(number[:17], weights, strict=True))
+    return "10X98765432"[total % 11] == number[17]
+
+
+def valid_national_id(number: str) -> bool:
+    return bool(NATIONAL_ID.match(number)) and national_id_checksum_ok(number)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    return None if phone is None else phone[:3] + "****" + phone[-4:]
+
+
+def mask_national_id(number: str | None) -> str | None:
+    return None if number is None else number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def check_password(password: str) -> None:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise RuleBroken(f"password must be {PASSWORD_MIN}–{PASSWORD_MAX} characters", "password")
+    if password.isdigit() or len(set(password)) < 4:
+        raise RuleBroken("password is too easy to guess", "password")
+
+
+# --- who may grant what --------------------------------------------------------------------
+
+def may_grant(principal: Principal, role: str, scope: str) -> bool:
+    """Whether ``principal`` may grant (or revoke) ``role`` at ``scope``.
+
+    * sysadmin: anything; county_admin: anything but sysadmin.
+    * community/street admins: grid staff roles only, and only at a scope *equal*
+      to one of their own grid scopes. identity does not know the grid tree, so
+      it cannot tell whether grid:42 lies under grid:7; the grids service owns
+      the tree and validates staffing against it.
+    """
+    if role not in ROLES or not SCOPE.match(scope):
+        return False
+    if principal.is_sysadmin:
+        return True
+    if principal.has_role("county_admin"):
+        return role != "sysadmin"
+    if role in GRID_STAFF_ROLES and scope.startswith("grid:"):
+        return any(g.scope == scope for g in principal.grants_for(*GRID_ADMIN_ROLES))
+    return False
+
+
+def may_create(principal: Principal, kind: str, grants: list[tuple[str, str]]) -> bool:
+    """Admins create staff; grid-scoped admins only staff/volunteers they can also grant to."""
+    if kind not in STAFF_KINDS:
+        return False
+    if principal.has_role("sysadmin", "county_admin"):
+        return all(may_grant(principal, role, scope) for role, scope in grants)
+    if principal.has_role(*GRID_ADMIN_ROLES) and kind in ("staff", "volunteer") and grants:
+        return all(may_grant(principal, role, scope) for role, scope in grants)
+    return False
+
+
+def may_set_password(principal: Principal) -> bool:
+    return principal.has_role("sysadmin", "county_admin")
+
+
+# --- throttling of failed logins -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limit:
+    failures: int
+    window: timedelta
+
+
+ACCOUNT_LIMIT = Limit(10, timedelta(minutes=15))
+CLIENT_LIMIT = Limit(100, timedelta(hours=1))
+
+
+def retry_after(limit: Limit, attempts: list[datetime], now: datetime) -> int | None:
+    """Seconds to wait if ``attempts`` (this one included, oldest first) exceed the limit."""
+    recent = [t for t in attempts if t > now - limit.window]
+    if len(recent) <= limit.failures:
+        return None
+    # Waiting until the oldest counted failure leaves the window frees one slot.
+    oldest = recent[-(limit.failures + 1)]
+    return max(1, int((oldest + limit.window - now).total_seconds()) + 1)

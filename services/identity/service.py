@@ -1,0 +1,42 @@
+"""identity's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gridkit.auth import TokenVerifier
+from gridkit.service import Runtime, ServiceSpec
+
+from . import api
+from .crypto import DataKey
+from .events import catalogue
+from .keys import Keyring
+from .tables import Base, inbox, outbox
+
+
+def setup(runtime: Runtime) -> None:
+    """Load the data key, make sure a signing key is active, and verify our own tokens
+    locally against our own JWKS (no HTTP round trip to ourselves)."""
+    settings = runtime.settings
+    data_key = DataKey.from_settings(settings)
+    keyring = Keyring(runtime.db, data_key, issuer=settings.token_issuer,
+                      audience=settings.token_audience)
+    keyring.ensure_active()
+    runtime.extras.update(data_key=data_key, keyring=keyring)
+    runtime.verifier = TokenVerifier.from_jwks(keyring.jwks, issuer=settings.token_issuer,
+                                               audience=settings.token_audience)
+
+
+spec = ServiceSpec(
+    name="identity",
+    description="People and accounts, credentials, role grants scoped to grids, networks and "
+                "departments; access tokens (EdDSA) and their JWKS.",
+    base=Base,
+    catalogue=catalogue,
+    blueprints=lambda: [api.blp],
+    migrations=Path(__file__).parent / "migrations",
+    port=8001,
+    outbox=outbox,
+    inbox=inbox,
+    setup=setup,
+)

@@ -1,0 +1,112 @@
+"""identity's tables. Personal data is stored sealed (see crypto.py) beside a blind index."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gridkit.db import declarative_base
+from gridkit.outbox import ID, Inbox, Outbox
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+Base = declarative_base()
+outbox = Outbox(Base.metadata)
+inbox = Inbox(Base.metadata)
+
+TS = DateTime(timezone=True)
+
+
+class User(Base):
+    """A person or a department system (kind="service")."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    username: Mapped[str | None] = mapped_column(String(64), unique=True)  # staff login; client id of services
+    phone_sealed: Mapped[str | None] = mapped_column(Text)
+    phone_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    national_id_sealed: Mapped[str | None] = mapped_column(Text)
+    national_id_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # None = cannot log in until an admin sets one (bulk-seeded staff).
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+    grants: Mapped[list[RoleGrant]] = relationship(back_populates="user", order_by="RoleGrant.id",
+                                                   lazy="selectin")
+
+
+class RoleGrant(Base):
+    __tablename__ = "role_grants"
+    __table_args__ = (UniqueConstraint("user_id", "role", "scope", name="uq_role_grants_user_role_scope"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(80))
+    granted_by: Mapped[str | None] = mapped_column(String(36))
+    granted_at: Mapped[datetime] = mapped_column(TS)
+
+    user: Mapped[User] = relationship(back_populates="grants")
+
+
+class RefreshToken(Base):
+    """Only the SHA-256 of the token is kept. A family is one login and its rotations."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    family: Mapped[str] = mapped_column(String(36), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+    rotated_at: Mapped[datetime | None] = mapped_column(TS)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class SigningKey(Base):
+    """Ed25519 keys. The private half is sealed with the data key."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_sealed: Mapped[str | None] = mapped_column(Text)  # dropped once retired
+    public_jwk: Mapped[str] = mapped_column(Text)
+    # True on the newest key, NULL on the others: the unique constraint (NULLs never
+    # collide) keeps two workers from both creating a key.
+    active: Mapped[bool | None] = mapped_column(Boolean, unique=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    signs_from: Mapped[datetime] = mapped_column(TS)  # published before it signs (see keys.py)
+    retire_at: Mapped[datetime | None] = mapped_column(TS)  # leaves the JWKS from then on
+
+
+class LoginAttempt(Base):
+    """A login attempt in progress or failed; successful ones are deleted.
+
+    Kept in the database so every gunicorn worker (and pod) counts the same failures.
+    """
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_account_at", "account_key", "attempted_at"),
+                      Index("ix_login_attempts_client_at", "client_ip", "attempted_at"))
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    account_key: Mapped[str] = mapped_column(String(64))  # blind index of the login name
+    client_ip: Mapped[str] = mapped_column(String(64))
+    attempted_at: Mapped[datetime] = mapped_column(TS)
+
+
+class ContactRead(Base):
+    """Audit trail of every unmasked read of someone's contact data."""
+
+    __tablename__ = "contact_reads"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    reader_id: Mapped[str] = mapped_column(String(36), index=True)
+    reader_roles: Mapped[str] = mapped_column(String(200))
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    read_at: Mapped[datetime] = mapped_column(TS)
