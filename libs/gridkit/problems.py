@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.http import HTTP_STATUS_CODES
 
 PROBLEM_TYPE_BASE = "https://gridgov.org/problems/"
@@ -76,6 +76,9 @@ class Invalid(Problem):
 
 
 class ProblemSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # RFC 7807 allows extension members (e.g. "field", "checks")
+
     type = fields.String(required=True)
     title = fields.String(required=True)
     status = fields.Integer(required=True)

@@ -1,0 +1,84 @@
+"""The demo county for embedded mode: people in identity, places in grids.
+
+Runs each service's own seeding functions against its own runtime (no
+service touches another's tables). Idempotent: a marker file in the data
+folder records that the county was loaded and which accounts to show.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .service import Runtime
+
+DEMO_PASSWORD = "gridgov-demo"
+RESIDENT = {"phone": "13800000001", "name": "王小明", "kind": "resident", "password": DEMO_PASSWORD}
+
+
+def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
+    identity, grids = runtimes.get("identity"), runtimes.get("grids")
+    if identity is None or grids is None:
+        return []
+    marker = identity.settings.data_dir / "demo-seeded.json"
+    if marker.exists():
+        return json.loads(marker.read_text())["accounts"]
+
+    from grids.demo import generate_county
+    from grids.importer import import_county
+    from identity import accounts as identity_accounts
+    from identity import demo as identity_demo
+    from identity.tables import User
+
+    started = time.perf_counter()
+    print(f"gridgov: generating a demo county (scale {scale}) …", flush=True)
+    county = generate_county(seed=7, scale=scale)
+    user_ids = identity_demo.add_staff(identity, [
+        {"key": s["key"], "name": s["name"], "phone": s["phone"]} for s in county.staff])
+    print(f"gridgov: {len(user_ids)} staff accounts; importing {len(county.grids)} grids …", flush=True)
+    import_county(grids, county, user_id_of=user_ids.get, progress=True)
+
+    grid_ids = _grid_ids(grids)
+    building_grid = {b["code"]: b["grid_code"] for b in county.buildings}
+    with identity.db.transaction() as session:
+        for s in county.staff:
+            grid_code = s.get("grid_code") or building_grid.get(s.get("building_code"))
+            network = s.get("network") or "security"
+            grid_id = grid_ids.get((network, grid_code))
+            if grid_id is None or s["key"] not in user_ids:
+                continue
+            user = session.get(User, user_ids[s["key"]])
+            identity_accounts.grant(session, user, s["role"], f"grid:{grid_id}", by=None)
+
+    # A worker and a head of the first security grid can log in with the demo password.
+    first = next(s for s in county.staff if s["role"] == "grid_worker" and s["network"] == "security")
+    head = next(s for s in county.staff if s["role"] == "grid_head" and s["grid_code"] == first["grid_code"])
+    with identity.db.transaction() as session:
+        for s in (first, head):
+            identity_accounts.set_password(session, session.get(User, user_ids[s["key"]]), DEMO_PASSWORD)
+    identity_demo.seed(identity, [RESIDENT])
+    accounts = [
+        {"role": "resident", "phone": RESIDENT["phone"], "password": DEMO_PASSWORD},
+        {"role": "grid_worker", "phone": first["phone"], "password": DEMO_PASSWORD,
+         "note": f"({first['name']}, grid {first['grid_code']})"},
+        {"role": "grid_head", "phone": head["phone"], "password": DEMO_PASSWORD,
+         "note": f"({head['name']}, grid {head['grid_code']})"},
+        {"role": "county_admin", "phone": "username county", "password": "gridgov-county",
+         "note": '(log in with {"username": "county"})'},
+        {"role": "sysadmin", "phone": "username sysadmin", "password": "gridgov-sysadmin",
+         "note": '(log in with {"username": "sysadmin"})'},
+    ]
+    marker.write_text(json.dumps({"scale": scale, "accounts": accounts}, ensure_ascii=False))
+    print(f"gridgov: demo county ready in {time.perf_counter() - started:.0f} s", flush=True)
+    return accounts
+
+
+def _grid_ids(grids: Runtime) -> dict[tuple[str, str], int]:
+    from sqlalchemy import select
+
+    from grids.tables import Grid, Network
+
+    with grids.db.transaction() as session:
+        rows = session.execute(select(Network.code, Grid.code, Grid.id)
+                               .join(Network, Network.id == Grid.network_id)).all()
+    return {(network, code): grid_id for network, code, grid_id in rows}
