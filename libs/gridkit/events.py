@@ -13,19 +13,21 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError
 
 SPECVERSION = "1.0"
+MAX_ID_LENGTH = 200  # what an inbox remembers (gridkit.outbox.Inbox.event_id)
 
 
 class InvalidEvent(ValueError):
     """An event that breaks its contract (publisher bug or bad message)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EventType:
     name: str  # e.g. "grids.grid.created"
     version: int
@@ -44,9 +46,14 @@ class EventType:
     def exchange(self) -> str:
         return exchange_for(self.producer)
 
+    @cached_property
+    def _schema(self) -> Schema:
+        # Building a marshmallow schema is costly; bulk imports record thousands of events.
+        return self.schema()
+
     def dump(self, data: Any) -> dict:
         """Validate ``data`` against the schema and return its JSON form."""
-        schema = self.schema()
+        schema = self._schema
         try:
             dumped = schema.dump(data)
         except Exception as exc:  # a wrong type in data
@@ -58,7 +65,7 @@ class EventType:
 
     def load(self, data: Any) -> dict:
         try:
-            return self.schema().load(data)
+            return self._schema.load(data)
         except ValidationError as exc:
             raise InvalidEvent(f"{self.type}: invalid data: {json.dumps(exc.messages, ensure_ascii=False)}") from exc
 
@@ -149,6 +156,8 @@ class Envelope:
         for attr in ("id", "type", "source", "time"):
             if not isinstance(body.get(attr), str) or not body[attr]:
                 raise InvalidEvent(f"envelope attribute {attr!r} is missing or not a string")
+        if len(body["id"]) > MAX_ID_LENGTH:
+            raise InvalidEvent(f"envelope attribute 'id' is longer than {MAX_ID_LENGTH} characters")
         if not isinstance(body.get("data"), dict):
             raise InvalidEvent("envelope attribute 'data' must be an object")
         subject = body.get("subject")

@@ -220,7 +220,10 @@ def parse_boundary(geojson: Any, field: str = "boundary", *, max_vertices: int =
         )
     if not snapped.is_valid:  # set_precision keeps validity; belt and braces
         raise GeometryError(field, f"invalid geometry after snapping: {explain_validity(snapped)}")
-    return snapped
+    # Keep the snapped coordinates but drop the precision grid shapely attaches:
+    # with it, GEOS erodes whole polygons to EMPTY in the negative buffers the
+    # sliver test uses, and every real overlap would pass for a sliver.
+    return shapely.set_precision(snapped, 0)
 
 
 def parse_point(lon: Any, lat: Any, field: str = "location") -> Point:

@@ -222,3 +222,16 @@ def test_locate_on_real_tiling_matches_shapely():
         expected[a].append(int(b))
     assert lists == [sorted(e) for e in expected]
     assert all(len(hits) >= 1 for hits in lists)
+
+
+def test_parsed_boundaries_that_overlap_by_square_kilometres_are_reported():
+    from grids.geometry import find_overlaps, parse_boundary
+
+    def square(x0, y0, size):
+        return {"type": "Polygon", "coordinates": [[[x0, y0], [x0 + size, y0], [x0 + size, y0 + size],
+                                                    [x0, y0 + size], [x0, y0]]]}
+
+    a = parse_boundary(square(100.0, 25.0, 0.05))
+    b = parse_boundary(square(100.02, 25.0, 0.05))
+    overlaps = find_overlaps(a, [("b", b)])
+    assert overlaps and overlaps[0][0] == "b" and overlaps[0][1] > 1e6
