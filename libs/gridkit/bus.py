@@ -10,18 +10,23 @@ Topology is a naming convention:
 Publishing is only done by the outbox relay (:mod:`gridkit.outbox`), in
 batches: kombu's ``confirm_publish`` waits for one confirm per message, so on
 AMQP we select confirm mode ourselves, publish the batch with ``mandatory``
-and then wait once for all the acks.
+and then wait once for all the acks. Every wait is bounded by ``timeout``: a
+dead or silent broker gives :class:`BusUnavailable`, never a hang.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import takewhile
 
+import amqp
 import kombu
-from kombu import Exchange, Queue
+from kombu import Exchange, Queue, binding
+from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ def dead_letter_exchange() -> Exchange:
 
 
 class Bus:
+    """One service's door to the broker. Thread-safe: concurrent batches take turns."""
+
     def __init__(self, url: str = "memory://", *, timeout: float = 3.0, queue_type: str = "classic"):
         self.url = url
         self.timeout = timeout
@@ -68,30 +75,36 @@ class Bus:
         self._pending: dict[int, str] = {}
         self._result = BatchResult()
         self._next_tag = 1
+        self._lock = threading.Lock()
 
     @property
     def is_memory(self) -> bool:
         return self.url.startswith("memory://")
 
-    def connect(self) -> kombu.Connection:
-        conn = kombu.Connection(
-            self.url,
-            connect_timeout=self.timeout,
-            heartbeat=0 if self.is_memory else 30,
-            transport_options={"max_retries": 1, "interval_start": 0, "interval_step": 0.5},
-        )
-        conn.ensure_connection(max_retries=1, timeout=self.timeout)
+    def connect(self, *, heartbeat: int | None = None) -> kombu.Connection:
+        """An open connection, or BusUnavailable within about ``2 * timeout``."""
+        if heartbeat is None:
+            heartbeat = 0 if self.is_memory else 30
+        conn = kombu.Connection(self.url, connect_timeout=self.timeout, heartbeat=heartbeat)
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                   interval_max=0, timeout=self.timeout)
+        except Exception as exc:
+            conn.release()
+            if is_connection_error(exc):
+                raise BusUnavailable(f"cannot reach the broker: {exc}") from exc
+            raise
         return conn
 
     def ping(self) -> None:
         if self.is_memory:
             return
-        with self.connect() as conn:
-            conn.connection  # noqa: B018 - forces the socket open
+        with self.connect():
+            pass
 
     # -- topology -----------------------------------------------------------
 
-    def queue(self, name: str, bindings: list[tuple[str, str]] = ()) -> Queue:
+    def queue(self, name: str, bindings: Sequence[tuple[str, str]] = ()) -> Queue:
         """A consumer's durable queue with its dead-letter route."""
         arguments = {
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
@@ -99,8 +112,6 @@ class Bus:
         }
         if self.queue_type == "quorum":
             arguments["x-queue-type"] = "quorum"
-        from kombu import binding
-
         return Queue(
             name,
             bindings=[binding(topic_exchange(ex), routing_key=key) for ex, key in bindings],
@@ -112,7 +123,7 @@ class Bus:
     def dead_letter_queue(self, queue_name: str) -> Queue:
         args = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
         return Queue(
-            f"{queue_name}.dead-letters",
+            dead_letter_queue_name(queue_name),
             exchange=dead_letter_exchange(),
             routing_key=queue_name,
             durable=True,
@@ -121,7 +132,7 @@ class Bus:
         )
 
     def declare_consumer_queue(self, channel, name: str, bindings: list[tuple[str, str]]) -> Queue:
-        for exchange, _ in bindings:
+        for exchange in {exchange for exchange, _ in bindings}:
             topic_exchange(exchange)(channel).declare()
         dead_letter_exchange()(channel).declare()
         dlq = self.dead_letter_queue(name)(channel)
@@ -130,31 +141,57 @@ class Bus:
         queue.declare()
         return queue
 
+    def declare_queues(self, queues: dict[str, list[tuple[str, str]]]) -> None:
+        """Declare consumer queues ahead of their worker (so nothing published meanwhile is unroutable)."""
+        conn = self.connect()
+        try:
+            channel = conn.channel()
+            for name, bindings in queues.items():
+                self.declare_consumer_queue(channel, name, bindings)
+        finally:
+            conn.release()
+
     # -- publishing ---------------------------------------------------------
 
     def publish_batch(self, messages: list[Outgoing]) -> BatchResult:
-        """Publish and wait for every confirm; raise BusUnavailable if the broker is gone."""
+        """Publish and wait for every confirm; raise BusUnavailable if the broker is gone.
+
+        The result says, per message id, whether the broker confirmed it, returned it
+        as unroutable, or failed it (nack, no confirm in time, connection lost while
+        waiting); failed messages are for the caller to retry.
+        """
         if not messages:
             return BatchResult()
+        with self._lock:
+            reused = self._publisher is not None
+            try:
+                return self._publish_once(messages)
+            except BusUnavailable:
+                if not reused:
+                    raise
+            # The kept connection may have died while idle (broker restart): one fresh try.
+            return self._publish_once(messages)
+
+    def _publish_once(self, messages: list[Outgoing]) -> BatchResult:
         try:
             conn = self._publisher_connection()
             if self.is_memory:
                 return self._publish_memory(conn, messages)
             return self._publish_confirmed(conn, messages)
-        except (OSError, socket.timeout, kombu.exceptions.OperationalError, ConnectionError) as exc:
+        except BusUnavailable:
             self._drop_publisher()
-            raise BusUnavailable(str(exc)) from exc
-        except Exception as exc:  # amqp channel/connection errors
-            import amqp
-
-            if isinstance(exc, amqp.exceptions.AMQPError):
-                self._drop_publisher()
-                raise BusUnavailable(str(exc)) from exc
             raise
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            self._drop_publisher()
+            raise BusUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def _publisher_connection(self) -> kombu.Connection:
         if self._publisher is None:
-            self._publisher = self.connect()
+            # No heartbeats: nothing would send them between batches, and every
+            # batch waits for its confirms with a deadline anyway.
+            self._publisher = self.connect(heartbeat=0)
             self._declared = set()
         return self._publisher
 
@@ -166,6 +203,7 @@ class Bus:
                 pass
         self._publisher = None
         self._channel = None
+        self._pending = {}
 
     def _declare_exchanges(self, channel, messages: list[Outgoing]) -> None:
         for name in {m.exchange for m in messages} - self._declared:
@@ -182,9 +220,8 @@ class Bus:
                              headers=m.headers, message_id=m.message_id, delivery_mode=2)
         return BatchResult(confirmed={m.message_id for m in messages})
 
-    def _publish_confirmed(self, conn: kombu.Connection, messages: list[Outgoing]) -> BatchResult:
-        channel = self._channel
-        if channel is None:
+    def _confirm_channel(self, conn: kombu.Connection):
+        if self._channel is None:
             channel = conn.channel()
             channel.confirm_select()
             channel.events["basic_ack"].add(self._on_ack)
@@ -192,33 +229,48 @@ class Bus:
             channel.events["basic_return"].add(self._on_return)
             self._channel = channel
             self._next_tag = 1
+        return self._channel
+
+    def _publish_confirmed(self, conn: kombu.Connection, messages: list[Outgoing]) -> BatchResult:
+        channel = self._confirm_channel(conn)
         self._declare_exchanges(channel, messages)
-        producer = kombu.Producer(channel)
-        self._pending: dict[int, str] = {}
+        producer = kombu.Producer(channel, auto_declare=False)
+        self._pending = {}
         result = self._result = BatchResult()
         for m in messages:
             producer.publish(m.body, exchange=m.exchange, routing_key=m.routing_key,
                              content_type=CONTENT_TYPE, content_encoding="utf-8",
                              headers=m.headers, message_id=m.message_id, delivery_mode=2,
-                             mandatory=True)
+                             mandatory=True, timeout=self.timeout)
             self._pending[self._next_tag] = m.message_id
             self._next_tag += 1
         deadline = time.monotonic() + max(self.timeout, 0.002 * len(messages))
+        failure = "no confirm from broker in time"
         while self._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                # Unconfirmed: the relay leaves them pending and retries.
-                for message_id in self._pending.values():
-                    result.failed[message_id] = "no confirm from broker in time"
-                self._drop_publisher()
                 break
-            conn.drain_events(timeout=remaining)
+            try:
+                conn.drain_events(timeout=remaining)
+            except TimeoutError:
+                break
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                # Keep what was confirmed before the connection went; retry the rest.
+                failure = f"connection lost before confirm: {type(exc).__name__}: {exc}"
+                break
+        if self._pending:
+            for message_id in self._pending.values():
+                result.failed[message_id] = failure
+            self._drop_publisher()
         # A returned message is acked too; it is unroutable, not confirmed.
         result.confirmed -= set(result.returned)
         return result
 
     def _settle(self, delivery_tag: int, multiple: bool, ok: bool) -> None:
-        tags = [t for t in self._pending if t <= delivery_tag] if multiple else [delivery_tag]
+        # Tags are pending in ascending order: the settled ones are a prefix.
+        tags = list(takewhile(lambda t: t <= delivery_tag, self._pending)) if multiple else [delivery_tag]
         for tag in tags:
             message_id = self._pending.pop(tag, None)
             if message_id is None:
@@ -240,4 +292,14 @@ class Bus:
             self._result.returned[message_id] = f"unroutable: {exchange} {routing_key} ({exc})"
 
     def close(self) -> None:
-        self._drop_publisher()
+        with self._lock:
+            self._drop_publisher()
+
+
+def dead_letter_queue_name(queue_name: str) -> str:
+    return f"{queue_name}.dead-letters"
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """The broker is gone or misbehaving (as opposed to a bug in our code)."""
+    return isinstance(exc, OSError | OperationalError | amqp.exceptions.AMQPError | BusUnavailable)

@@ -22,7 +22,7 @@ def _env(name: str, default: str | None = None) -> str | None:
 class Settings:
     service: str
     database_url: str
-    bus_url: str = "memory://"
+    bus_url: str = "memory://localhost/"
     data_dir: Path = Path("data")
     # identity's JWKS: other services verify tokens locally against it.
     identity_url: str = "http://127.0.0.1:8001"
@@ -47,7 +47,7 @@ class Settings:
         settings = cls(
             service=service,
             database_url=_env(f"GRIDGOV_{key}_DATABASE_URL", _env("GRIDGOV_DATABASE_URL", db_default)),  # type: ignore[arg-type]
-            bus_url=_env("GRIDGOV_BUS_URL", "memory://"),  # type: ignore[arg-type]
+            bus_url=_env("GRIDGOV_BUS_URL", "memory://localhost/"),  # type: ignore[arg-type]
             data_dir=data_dir,
             identity_url=identity_url,  # type: ignore[arg-type]
             jwks_url=_env("GRIDGOV_JWKS_URL", f"{identity_url}/.well-known/jwks.json"),  # type: ignore[arg-type]

@@ -113,11 +113,26 @@ class Worker(ConsumerProducerMixin):
         self.max_attempts = max_attempts
         self.prefetch = prefetch
         self.on_outcome = on_outcome
-        options = {} if bus.is_memory else {"confirm_publish": True}
+        # In memory an empty queue is polled; kombu's default (1 s) is too slow for embedded mode.
         self.connection = kombu.Connection(bus.url, connect_timeout=bus.timeout,
                                            heartbeat=0 if bus.is_memory else 30,
-                                           transport_options=options)
+                                           transport_options={"polling_interval": 0.05} if bus.is_memory else {})
         self.ready = threading.Event()
+
+    @property
+    def producer_connection(self) -> kombu.Connection:
+        """Retries and dead letters go out confirmed, on a connection of their own.
+
+        No heartbeats there: nothing would send them while it idles, and every
+        publish waits for its confirm (bounded), reconnecting if it was dropped.
+        """
+        if self._producer_connection is None:
+            options = {} if self.bus.is_memory else {"confirm_publish": True}
+            conn = kombu.Connection(self.bus.url, connect_timeout=self.bus.timeout, heartbeat=0,
+                                    transport_options=options)
+            conn.ensure_connection(self.on_connection_error, self.connect_max_retries)
+            self._producer_connection = conn  # type: ignore[assignment]
+        return self._producer_connection  # type: ignore[return-value]
 
     # -- kombu wiring -------------------------------------------------------
 
@@ -144,17 +159,21 @@ class Worker(ConsumerProducerMixin):
     # -- handling -----------------------------------------------------------
 
     def receive(self, sub: Subscription, message) -> None:
-        outcome = self.handle(sub, message.body, message.headers or {}, message.delivery_info)
+        message_id = message.properties.get("message_id") or ""
+        outcome = self.handle(sub, message.body, message.headers or {}, message.delivery_info,
+                              message_id=message_id)
+        # Only now, after the handler's commit (or a confirmed retry/dead letter), is it acked.
         if outcome == Outcome.REQUEUED:
             message.requeue()
         else:
             message.ack()
         CONSUMED.labels(sub.queue, outcome).inc()
         if self.on_outcome:
-            self.on_outcome(sub.queue, message.properties.get("message_id") or "", outcome)
+            self.on_outcome(sub.queue, message_id, outcome)
 
-    def handle(self, sub: Subscription, body: bytes | str, headers: dict, delivery_info: dict) -> str:
-        attempts = int(headers.get(ATTEMPTS_HEADER, 0)) + 1
+    def handle(self, sub: Subscription, body: bytes | str, headers: dict, delivery_info: dict,
+               *, message_id: str = "") -> str:
+        attempts = _attempts(headers) + 1
         try:
             envelope = Envelope.parse(body)
             entry = sub.handlers.get(envelope.type)
@@ -165,7 +184,12 @@ class Worker(ConsumerProducerMixin):
             event = Event(envelope.id, envelope.type, envelope.source, envelope.time,
                           envelope.subject, event_type.load(envelope.data))
         except InvalidEvent as exc:
-            self.dead_letter(sub.queue, body, headers, attempts, f"invalid event: {exc}")
+            self.dead_letter(sub.queue, body, headers, attempts, f"invalid event: {exc}",
+                             message_id=message_id)
+            return Outcome.DEAD_LETTERED
+        except Exception as exc:  # noqa: BLE001 - unreadable in a way we did not foresee
+            self.dead_letter(sub.queue, body, headers, attempts, f"unreadable event: {exc!r}",
+                             message_id=message_id)
             return Outcome.DEAD_LETTERED
         started = time.perf_counter()
         try:
@@ -178,14 +202,14 @@ class Worker(ConsumerProducerMixin):
         except IntegrityError as exc:
             if self._already_processed(sub.queue, event.id):
                 return Outcome.DUPLICATE  # a concurrent redelivery won the race
-            return self._failed(sub, body, headers, attempts, exc)
+            return self._failed(sub, body, headers, attempts, exc, message_id)
         except OperationalError as exc:
             # The database is down, not the message: back off and try again.
             log.warning("database unavailable in %s: %s", sub.queue, exc.orig)
             time.sleep(1.0)
             return Outcome.REQUEUED
         except Exception as exc:  # noqa: BLE001 - any handler bug counts as an attempt
-            return self._failed(sub, body, headers, attempts, exc)
+            return self._failed(sub, body, headers, attempts, exc, message_id)
         finally:
             HANDLER_SECONDS.labels(sub.queue).observe(time.perf_counter() - started)
 
@@ -193,33 +217,56 @@ class Worker(ConsumerProducerMixin):
         with self.db.transaction() as session:
             return self.inbox.seen(session, queue, event_id)
 
-    def _failed(self, sub: Subscription, body, headers, attempts: int, exc: Exception) -> str:
+    def _failed(self, sub: Subscription, body, headers, attempts: int, exc: Exception,
+                message_id: str = "") -> str:
         reason = "".join(traceback.format_exception_only(exc)).strip()[:1000]
         if attempts >= self.max_attempts:
-            self.dead_letter(sub.queue, body, headers, attempts, f"handler failed {attempts} times: {reason}")
+            self.dead_letter(sub.queue, body, headers, attempts, f"handler failed {attempts} times: {reason}",
+                             message_id=message_id)
             return Outcome.DEAD_LETTERED
         log.warning("handler failed in %s (attempt %d): %s", sub.queue, attempts, reason)
         time.sleep(min(0.05 * 2 ** attempts, 2.0))
         self._publish(body, headers | {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
-                      exchange="", routing_key=sub.queue)
+                      exchange="", routing_key=sub.queue, message_id=message_id)
         return Outcome.RETRIED
 
-    def dead_letter(self, queue: str, body, headers: dict, attempts: int, reason: str) -> None:
+    def dead_letter(self, queue: str, body, headers: dict, attempts: int, reason: str,
+                    *, message_id: str = "") -> None:
         log.error("dead-lettered from %s: %s", queue, reason)
         self._publish(body, headers | {
             ATTEMPTS_HEADER: attempts, REASON_HEADER: reason[:2000], "x-gridgov-queue": queue,
             "x-gridgov-dead-at": datetime.now(UTC).isoformat(),
-        }, exchange=DEAD_LETTER_EXCHANGE, routing_key=queue)
+        }, exchange=DEAD_LETTER_EXCHANGE, routing_key=queue, message_id=message_id)
 
-    def _publish(self, body, headers: dict, *, exchange: str, routing_key: str) -> None:
+    def _publish(self, body, headers: dict, *, exchange: str, routing_key: str,
+                 message_id: str = "") -> None:
         # Confirmed (confirm_publish) before we ack the original: never lost.
+        properties = {"message_id": message_id} if message_id else {}
         self.producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
                               content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
-                              retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2})
+                              retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2},
+                              timeout=max(self.bus.timeout, 5.0), **properties)
 
     # -- running ------------------------------------------------------------
 
+    def run_until_stopped(self) -> None:
+        """``run`` that survives anything but a stop (a bug must not silence a queue)."""
+        while not self.should_stop:
+            try:
+                self.run()
+            except Exception:  # noqa: BLE001
+                log.exception("worker crashed; restarting")
+                self.ready.clear()
+                time.sleep(1.0)
+
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name=f"worker-{self.subscriptions.consumer}", daemon=True)
+        thread = threading.Thread(target=self.run_until_stopped, name=f"worker-{self.subscriptions.consumer}", daemon=True)
         thread.start()
         return thread
+
+
+def _attempts(headers: dict) -> int:
+    try:
+        return max(int(headers.get(ATTEMPTS_HEADER, 0)), 0)
+    except (TypeError, ValueError):
+        return 0

@@ -32,7 +32,7 @@ def build_runtimes() -> dict[str, Runtime]:
 
 def run_embedded(*, scale: float = 0.05, demo: bool = True, host: str = "127.0.0.1",
                  exit_after_start: bool = False) -> int:
-    os.environ.setdefault("GRIDGOV_BUS_URL", "memory://")
+    os.environ.setdefault("GRIDGOV_BUS_URL", "memory://localhost/")
     logs.configure("embedded", os.environ.get("GRIDGOV_LOG_LEVEL", "WARNING"))
     print("gridgov: preparing databases …", flush=True)
     runtimes = build_runtimes()

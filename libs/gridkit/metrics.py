@@ -16,8 +16,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client import multiprocess
 
 HTTP_REQUESTS = Counter("gridgov_http_requests_total", "HTTP requests handled",
                         ["service", "method", "route", "status"])

@@ -126,9 +126,15 @@ class Relay:
         self._listener = None
 
     def run_once(self) -> int:
-        """Publish one batch; return how many rows were settled (sent or unroutable)."""
+        """Publish one batch; return how many rows were settled (sent or unroutable).
+
+        The rows stay locked until the broker has answered, so a concurrent relay
+        skips them; a row is marked sent only after its confirm. Raises
+        BusUnavailable (after counting the attempt) when the broker is gone.
+        """
         t = self.table
         started = time.perf_counter()
+        error: str | None = None
         with self.db.engine.begin() as conn:
             query = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
                      .where(t.c.status == "pending").order_by(t.c.id).limit(self.batch_size))
@@ -142,35 +148,58 @@ class Relay:
             try:
                 result = self.bus.publish_batch(messages)
             except BusUnavailable as exc:
-                PUBLISH_FAILURES.labels(self.service).inc(len(rows))
-                result = None
-                error = str(exc)
-            now = utcnow()
-            if result is None:
+                error = str(exc) or type(exc).__name__
                 conn.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
                              .values(attempts=t.c.attempts + 1, last_error=error[:2000]))
-                raise BusUnavailable(error)
-            by_event = {r.event_id: r.id for r in rows}
-            sent = [by_event[e] for e in result.confirmed]
-            if sent:
-                conn.execute(update(t).where(t.c.id.in_(sent)).values(status="sent", sent_at=now))
-            for event_id, reason in result.returned.items():
-                # Nobody subscribes to it yet: settled, visible in metrics and the row.
-                conn.execute(update(t).where(t.c.id == by_event[event_id]).values(
-                    status="unroutable", sent_at=now, last_error=reason[:2000]))
-            for event_id, reason in result.failed.items():
-                conn.execute(update(t).where(t.c.id == by_event[event_id]).values(
-                    attempts=t.c.attempts + 1, last_error=reason[:2000]))
-        PUBLISHED.labels(self.service).inc(len(sent))
+            else:
+                self._settle(conn, rows, result)
+        if error is not None:
+            # Raised after the commit: the attempt and its error stay on the rows.
+            PUBLISH_FAILURES.labels(self.service).inc(len(rows))
+            raise BusUnavailable(error)
+        settled = len(result.confirmed) + len(result.returned)
+        PUBLISHED.labels(self.service).inc(len(result.confirmed))
         UNROUTABLE.labels(self.service).inc(len(result.returned))
         PUBLISH_FAILURES.labels(self.service).inc(len(result.failed))
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
-        return len(sent) + len(result.returned)
+        return settled
 
-    def drain(self, timeout: float = 30.0) -> None:
-        """Publish until the outbox is empty (tests, CLI)."""
+    def _settle(self, conn, rows, result) -> None:
+        t = self.table
+        now = utcnow()
+        by_event = {r.event_id: r.id for r in rows}
+        # Only ids of this batch count (a confirm can't name anything else, but be strict).
+        result.confirmed &= set(by_event)
+        sent = [by_event[e] for e in result.confirmed]
+        for chunk in _chunks(sent, 1000):
+            conn.execute(update(t).where(t.c.id.in_(chunk)).values(status="sent", sent_at=now))
+        for event_id, reason in result.returned.items():
+            if event_id in by_event:
+                # Nobody subscribes to it yet: settled, visible in metrics and the row.
+                conn.execute(update(t).where(t.c.id == by_event[event_id]).values(
+                    status="unroutable", sent_at=now, last_error=reason[:2000]))
+        failed = [by_event[e] for e in result.failed if e in by_event]
+        if failed:
+            reason = next(iter(result.failed.values()))
+            for chunk in _chunks(failed, 1000):
+                conn.execute(update(t).where(t.c.id.in_(chunk)).values(
+                    attempts=t.c.attempts + 1, last_error=reason[:2000]))
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Publish until the outbox is empty (tests, CLI); return how many rows this relay settled.
+
+        Rows locked by another relay count as pending until it settles them.
+        BusUnavailable propagates: draining against a dead broker fails at once.
+        """
         deadline = time.monotonic() + timeout
-        while self.run_once() or self._has_pending():
+        settled = 0
+        while True:
+            n = self.run_once()
+            settled += n
+            if not n:
+                if not self._has_pending():
+                    return settled
+                self._stop.wait(0.01)  # failed confirms or another relay's batch
             if time.monotonic() > deadline:
                 raise TimeoutError("outbox not drained in time")
 
@@ -182,16 +211,22 @@ class Relay:
         self._stop.set()
         self.db.outbox_committed.set()
 
+    def close(self) -> None:
+        self._close_listener()
+
     def run_forever(self) -> None:
         """Publish as soon as a transaction with events commits; poll as a fallback."""
         backoff = 0.5
         while not self._stop.is_set():
+            # Cleared before the batch: a commit from now on wakes the next wait.
+            self.db.outbox_committed.clear()
             try:
                 busy = self.run_once() >= self.batch_size
                 backoff = 0.5
-                PENDING.labels(self.service).set(0 if not busy else self.batch_size)
+                if not busy:
+                    PENDING.labels(self.service).set(0)
             except BusUnavailable as exc:
-                log.warning("bus unavailable, outbox keeps the events", extra={"error": str(exc)})
+                log.warning("bus unavailable, outbox keeps the events: %s", exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10)
                 continue
@@ -202,25 +237,26 @@ class Relay:
                 continue
             if not busy:
                 self._wait_for_commit()
+        self._close_listener()
 
     def _wait_for_commit(self) -> None:
         if self.db.is_sqlite:
             self.db.outbox_committed.wait(self.poll_interval)
-            self.db.outbox_committed.clear()
             return
-        # Other processes' commits arrive as NOTIFY; our own as the event.
+        # Other processes' commits arrive as NOTIFY; our own as the event. Wait in
+        # short slices so that stop() and our own commits are noticed at once.
+        deadline = time.monotonic() + self.poll_interval
         try:
             listener = self._listen()
-            if self.db.outbox_committed.is_set():
-                self.db.outbox_committed.clear()
-                return
-            for _ in listener.notifies(timeout=self.poll_interval, stop_after=1):
-                break
-            self.db.outbox_committed.clear()
+            while not self._stop.is_set() and not self.db.outbox_committed.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if any(True for _ in listener.notifies(timeout=min(remaining, 0.2), stop_after=1)):
+                    break
         except Exception:  # noqa: BLE001 - fall back to polling
             self._close_listener()
-            self.db.outbox_committed.wait(self.poll_interval)
-            self.db.outbox_committed.clear()
+            self.db.outbox_committed.wait(max(deadline - time.monotonic(), 0))
 
     def _listen(self):
         if self._listener is None or self._listener.closed:
@@ -238,3 +274,8 @@ class Relay:
             except Exception:  # noqa: BLE001
                 pass
         self._listener = None
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
