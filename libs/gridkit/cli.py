@@ -9,6 +9,7 @@
     gridgov openapi <service>        # a service's OpenAPI document
     gridgov dead-letters list|replay --queue Q [...]
     gridgov grids import FILE --network CODE
+    gridgov create-sysadmin --username U  # password from GRIDGOV_ADMIN_PASSWORD or a prompt
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     dead = sub.add_parser("dead-letters", help="list or replay dead-lettered messages")
     dead.add_argument("args", nargs=argparse.REMAINDER)
+
+    admin = sub.add_parser("create-sysadmin", help="create the first sysadmin account in identity")
+    admin.add_argument("--username", required=True)
+    admin.add_argument("--name", default="系统管理员")
 
     grids = sub.add_parser("grids", help="grid registry tools")
     gsub = grids.add_subparsers(dest="action", required=True)
@@ -152,6 +157,21 @@ def cmd_dead_letters(args) -> int:
     return deadletters.main(args.args)
 
 
+def cmd_create_sysadmin(args) -> int:
+    import getpass
+    import os
+
+    from identity import demo
+
+    password = os.environ.get("GRIDGOV_ADMIN_PASSWORD") or getpass.getpass("password: ")
+    runtime = _runtime("identity")
+    ids = demo.seed(runtime, [{"username": args.username, "name": args.name, "kind": "staff",
+                               "password": password, "grants": [("sysadmin", "county")]}],
+                    demo_admins=False)
+    print(f"sysadmin {args.username}: {ids[args.username]}")
+    return 0
+
+
 def cmd_grids(args) -> int:
     from grids.importer import import_file
 
@@ -165,6 +185,7 @@ COMMANDS = {
     "run": cmd_run, "serve": cmd_serve, "worker": cmd_worker, "migrate": cmd_migrate,
     "migrations": cmd_migrations, "catalogue": cmd_catalogue, "openapi": cmd_openapi,
     "dead-letters": cmd_dead_letters, "grids": cmd_grids,
+    "create-sysadmin": cmd_create_sysadmin,
 }
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ ADMINS = [
 ]
 
 
-def seed(runtime, people: Iterable[dict] = ()) -> dict[str, str]:
+def seed(runtime, people: Iterable[dict] = (), *, demo_admins: bool = True) -> dict[str, str]:
     """Create the sysadmin, the county admin and ``people`` unless they exist; return
     {username or phone: user id}.
 
@@ -38,7 +38,7 @@ def seed(runtime, people: Iterable[dict] = ()) -> dict[str, str]:
     """
     ids: dict[str, str] = {}
     key = runtime.extras["data_key"]
-    for person in [*ADMINS, *people]:
+    for person in [*(ADMINS if demo_admins else []), *people]:
         handle = person.get("username") or person["phone"]
         with runtime.db.transaction() as session:
             existing = (session.scalar(select(User).where(User.username == person["username"]))

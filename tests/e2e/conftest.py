@@ -17,7 +17,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-DATA_KEY = "e2e-data-key-0123456789abcdef0123456789abcdef"
+DATA_KEY = "ZTJlLWRhdGEta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI="  # 32 bytes, urlsafe base64
 
 
 def free_port() -> int:
@@ -73,8 +73,9 @@ def platform(fresh_pg_database, amqp_url, tmp_path_factory):
     for name in services:
         env[f"GRIDGOV_{name.upper()}_DATABASE_URL"] = fresh_pg_database(f"e2e_{name}")
     platform = Platform(env=env, logs=tmp)
-    subprocess.run([str(BIN / "gridgov"), "migrate", "all"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
+    migrated = subprocess.run([str(BIN / "gridgov"), "migrate", "all"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
     try:
         for name in services:
             metrics_dir = tmp / f"metrics-{name}"
