@@ -18,7 +18,6 @@ import time
 import numpy as np
 import psycopg
 import shapely
-
 from grids.demo import generate_county
 from grids.locate import RegistryIndex, locate_batch
 
@@ -107,7 +106,7 @@ def _postgis_rate(pg_url: str, county, lons, lats) -> float | None:
 
 
 def _http_latency(pg_url: str, county, lons, lats) -> Figure:
-    from .http import grids_server, latencies
+    from .serving import grids_server, latencies
 
     with grids_server(pg_url, county) as base:
         for i in range(50):  # warm both workers' indexes

@@ -44,7 +44,7 @@ def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
         for s in county.staff:
             grid_code = s.get("grid_code") or building_grid.get(s.get("building_code"))
             network = s.get("network") or "security"
-            grid_id = grid_ids.get((network, grid_code))
+            grid_id = grid_ids.get((network, grid_code or ""))
             if grid_id is None or s["key"] not in user_ids:
                 continue
             user = session.get(User, user_ids[s["key"]])
@@ -74,9 +74,8 @@ def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
 
 
 def _grid_ids(grids: Runtime) -> dict[tuple[str, str], int]:
-    from sqlalchemy import select
-
     from grids.tables import Grid, Network
+    from sqlalchemy import select
 
     with grids.db.transaction() as session:
         rows = session.execute(select(Network.code, Grid.code, Grid.id)

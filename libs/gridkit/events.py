@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from marshmallow import Schema, ValidationError

@@ -81,7 +81,14 @@ class Runtime:
         return self.spec.outbox
 
     def migrate(self) -> None:
+        """Bring the database to the latest schema and declare this service's queues.
+
+        Declaring queues at deploy time, before any worker runs, means nothing
+        published meanwhile is unroutable for this consumer.
+        """
         migrations.upgrade(self.spec.migrations, self.settings.database_url)
+        if self.spec.subscriptions and self.spec.subscriptions.queues:
+            self.bus.declare_queues({q.queue: q.bindings for q in self.spec.subscriptions.queues.values()})
 
     def relay(self, **kwargs) -> Relay:
         return Relay(self.spec.name, self.db, self.spec.outbox, self.bus, **kwargs)

@@ -19,8 +19,9 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from . import logs, metrics
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
@@ -77,8 +78,24 @@ class Page(Schema):
                            metadata={"description": "1–500"})
 
 
+class BoundedInt(IntegerConverter):
+    """``<int:id>`` that never exceeds a 64-bit column (a larger id is a 404, not a 500)."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 - werkzeug's signature
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def _reject_nul() -> None:
+    # PostgreSQL text cannot hold NUL; no legitimate input has one.
+    if "\x00" in request.full_path or (request.is_json and b"\\u0000" in request.get_data()):
+        raise Problem(422, "text must not contain NUL characters", type="validation-error",
+                      title="Unprocessable Content", errors={"request": ["contains a NUL character"]})
+
+
 def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     app = Flask(spec.name)
+    app.url_map.converters["int"] = BoundedInt
     app.config.update(
         TESTING=testing,
         API_TITLE=f"gridgov {spec.name}",
@@ -105,6 +122,7 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.started = time.perf_counter()
         logs.request_id.set(g.request_id)
+        _reject_nul()
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -122,6 +140,13 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     @app.errorhandler(Problem)
     def _problem(problem: Problem):
         return problem_response(problem)
+
+    @app.errorhandler(DataError)
+    def _unstorable(exc: DataError):
+        # A value the schema let through but the database cannot hold (e.g. out of range).
+        log.warning("unstorable value", extra={"error": str(exc.orig)[:300]})
+        return problem_response(Problem(422, "a value in the request is out of range or cannot be stored",
+                                        type="validation-error", title="Unprocessable Content"))
 
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError):

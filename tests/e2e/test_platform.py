@@ -6,7 +6,6 @@ import re
 import subprocess
 
 import requests
-
 from gridkit.testkit import wait_for
 
 from .conftest import BIN, ROOT

@@ -1,0 +1,140 @@
+"""The outbox and its relay on real PostgreSQL and RabbitMQ (and embedded, on SQLite in memory)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from gridkit.bus import Bus
+from gridkit.outbox import Relay
+from gridkit.testkit import wait_for
+from ledger_service import (
+    Entry,
+    applied_counts,
+    effects_spec,
+    ledger_spec,
+    outbox_status,
+    reconcile,
+    record_entries,
+    record_entry,
+    reset_outbox_to_pending,
+)
+from sqlalchemy import func, select
+
+
+def test_every_recorded_event_is_published_and_applied_exactly_once(ledger, effects, start_worker, wiretap):
+    _, outcomes = start_worker(effects)
+    ids = record_entries(ledger.db, 300)
+
+    ledger.relay().drain()
+
+    wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+    assert outbox_status(ledger.db) == {"sent": 300}
+    assert set(wiretap.collect()) == set(ids)
+    assert reconcile(ledger.db, effects.db) == {
+        "recorded": 300, "applied": 300, "lost": 0, "duplicated": 0, "unexpected": 0}
+    assert outcomes.count("processed") == 300
+
+
+def test_a_rolled_back_transaction_publishes_nothing(ledger, effects, wiretap):
+    record_entries(ledger.db, 5)
+    with pytest.raises(RuntimeError):
+        with ledger.db.transaction() as session:
+            record_entry(session, memo="never")
+            raise RuntimeError("business rule broken after the event was recorded")
+
+    ledger.relay().drain()
+
+    with ledger.db.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Entry).where(Entry.memo == "never")).scalar() == 0
+    assert outbox_status(ledger.db) == {"sent": 5}
+    assert sum(wiretap.collect().values()) == 5
+
+
+def test_the_relay_publishes_as_soon_as_a_transaction_commits(ledger, effects, start_worker):
+    start_worker(effects)
+    relay = ledger.relay(poll_interval=30)  # the NOTIFY wakes it long before the poll would
+    thread = threading.Thread(target=relay.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: relay._listener is not None, message="the relay to LISTEN")
+        ids = record_entries(ledger.db, 20, per_transaction=1)
+        wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+    finally:
+        relay.stop()
+        thread.join(timeout=10)
+    assert reconcile(ledger.db, effects.db)["duplicated"] == 0
+
+
+def test_publishing_everything_twice_applies_no_effect_twice(ledger, effects, start_worker, wiretap):
+    _, outcomes = start_worker(effects)
+    ids = record_entries(ledger.db, 200)
+    relay = ledger.relay()
+    relay.drain()
+    wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+
+    assert reset_outbox_to_pending(ledger.db) == 200
+    relay.drain()
+
+    wait_for(lambda: outcomes.count("duplicate") == 200, message="every duplicate to be skipped")
+    assert all(n == 2 for n in wiretap.collect().values()) and len(wiretap.received) == 200
+    assert reconcile(ledger.db, effects.db) == {
+        "recorded": 200, "applied": 200, "lost": 0, "duplicated": 0, "unexpected": 0}
+
+
+def test_concurrent_relays_never_send_the_same_row_twice(ledger, effects, wiretap):
+    ids = record_entries(ledger.db, 3000, per_transaction=200)
+    relays = [Relay("ledgertest", ledger.db, ledger.outbox, Bus(ledger.bus.url), batch_size=100)
+              for _ in range(3)]
+    settled = [0] * len(relays)
+    errors: list[BaseException] = []
+
+    def drain(i: int) -> None:
+        try:
+            settled[i] = relays[i].drain(timeout=120)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drain, args=(i,)) for i in range(len(relays))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for relay in relays:
+        relay.bus.close()
+
+    assert not errors
+    wire = wiretap.collect()
+    assert set(wire) == set(ids)
+    assert max(wire.values()) == 1, "a row was sent twice"
+    assert sum(settled) == 3000
+    assert sum(1 for n in settled if n) >= 2, f"the relays did not share the work: {settled}"
+
+
+def test_embedded_mode_delivers_every_event_once_on_sqlite_and_the_memory_transport(
+        make_runtime, start_worker):
+    ledger = make_runtime(ledger_spec, db="sqlite", bus="memory")
+    effects = make_runtime(effects_spec, db="sqlite", bus="memory")
+    _, outcomes = start_worker(effects)
+    ledger.start_background()
+
+    ids = record_entries(ledger.db, 100, per_transaction=10)
+
+    wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+    ledger.stop_background()
+    assert reconcile(ledger.db, effects.db) == {
+        "recorded": 100, "applied": 100, "lost": 0, "duplicated": 0, "unexpected": 0}
+    assert outbox_status(ledger.db) == {"sent": 100}
+
+    reset_outbox_to_pending(ledger.db)
+    ledger.relay().drain()
+    wait_for(lambda: outcomes.count("duplicate") == 100, message="every duplicate to be skipped")
+    assert reconcile(ledger.db, effects.db)["duplicated"] == 0
+
+
+def test_an_event_no_queue_is_bound_for_is_settled_as_unroutable(ledger, clean_queues):
+    record_entries(ledger.db, 3)
+
+    assert ledger.relay().drain() == 3
+
+    assert outbox_status(ledger.db) == {"unroutable": 3}

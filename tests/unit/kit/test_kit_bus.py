@@ -1,0 +1,146 @@
+"""The bus's bookkeeping of confirms, and the relay and worker on the in-memory transport."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from gridkit.bus import BatchResult, Bus, Outgoing
+from gridkit.consumer import ATTEMPTS_HEADER, REASON_HEADER, Outcome, Subscriptions, Worker
+from gridkit.db import Database, declarative_base
+from gridkit.events import Catalogue
+from gridkit.outbox import Inbox, Outbox, Relay
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
+
+class NoteSchema(Schema):
+    text = fields.String(required=True)
+
+
+catalogue = Catalogue("kitbus")
+NOTE_TAKEN = catalogue.declare("kitbus.note.taken", version=1, schema=NoteSchema, description="A note.")
+
+Base = declarative_base()
+outbox = Outbox(Base.metadata)
+inbox = Inbox(Base.metadata)
+subscriptions = Subscriptions("kitbusreader")
+handled: list[str] = []
+
+
+@subscriptions.on(NOTE_TAKEN, purpose="notes")
+def read_note(session, event):
+    if event.data["text"] == "boom":
+        raise RuntimeError("cannot read that")
+    handled.append(event.id)
+
+
+def pending_bus() -> Bus:
+    bus = Bus("amqp://unused")
+    bus._pending = {1: "a", 2: "b", 3: "c", 4: "d"}
+    bus._result = BatchResult()
+    return bus
+
+
+def test_a_multiple_ack_settles_every_earlier_tag_and_no_later_one():
+    bus = pending_bus()
+
+    bus._on_ack(2, True)
+    bus._on_nack(3, False)
+
+    assert bus._result.confirmed == {"a", "b"}
+    assert bus._result.failed == {"c": "nacked by broker"}
+    assert bus._pending == {4: "d"}
+
+
+def test_a_returned_message_is_unroutable_not_confirmed():
+    bus = pending_bus()
+    bus._on_return(Exception("NO_ROUTE"), "ex", "key", SimpleNamespace(properties={"message_id": "b"}))
+    bus._on_ack(4, True)
+
+    assert "b" in bus._result.returned
+    assert bus._result.confirmed == {"a", "b", "c", "d"}  # the publisher subtracts returns after the wait
+
+
+def test_an_empty_batch_needs_no_broker():
+    assert Bus("amqp://guest:guest@127.0.0.1:1//").publish_batch([]) == BatchResult()
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'bus.db'}")
+    Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def worker(db):
+    from kombu.transport import memory
+
+    memory.Transport.global_state.clear()
+    memory.Channel.queues.clear()
+    handled.clear()
+    return Worker(subscriptions, db, inbox, Bus("memory://kitbus"), max_attempts=2)
+
+
+def body(text: str, event_id: str = "n-1") -> bytes:
+    return json.dumps({"specversion": "1.0", "id": event_id, "type": NOTE_TAKEN.type, "source": "t",
+                       "time": "2024-01-01T00:00:00Z", "data": {"text": text}}).encode()
+
+
+def test_the_worker_processes_an_event_once_and_skips_its_redelivery(worker, db):
+    sub = subscriptions.queues["kitbusreader.notes"]
+
+    first = worker.handle(sub, body("hello"), {}, {})
+    again = worker.handle(sub, body("hello"), {}, {})
+
+    assert (first, again) == (Outcome.PROCESSED, Outcome.DUPLICATE)
+    assert handled == ["n-1"]
+    with db.engine.connect() as conn:
+        assert conn.execute(select(inbox.table.c.event_id)).scalars().all() == ["n-1"]
+
+
+def test_the_worker_dead_letters_a_failing_event_after_its_last_attempt(worker, monkeypatch):
+    sub = subscriptions.queues["kitbusreader.notes"]
+    published = []
+    monkeypatch.setattr(worker, "_publish", lambda body, headers, **kw: published.append((headers, kw)))
+    monkeypatch.setattr("gridkit.consumer.time.sleep", lambda s: None)
+
+    retried = worker.handle(sub, body("boom"), {}, {}, message_id="n-1")
+    dead = worker.handle(sub, body("boom"), published[0][0], {}, message_id="n-1")
+
+    assert (retried, dead) == (Outcome.RETRIED, Outcome.DEAD_LETTERED)
+    (retry_headers, retry_to), (dead_headers, dead_to) = published
+    assert retry_to == {"exchange": "", "routing_key": "kitbusreader.notes", "message_id": "n-1"}
+    assert dead_to == {"exchange": "gridgov.dead-letters", "routing_key": "kitbusreader.notes", "message_id": "n-1"}
+    assert dead_headers[ATTEMPTS_HEADER] == 2
+    assert dead_headers[REASON_HEADER].startswith("handler failed 2 times: RuntimeError: cannot read that")
+
+
+def test_a_garbled_attempts_header_counts_as_a_first_attempt(worker, monkeypatch):
+    sub = subscriptions.queues["kitbusreader.notes"]
+    monkeypatch.setattr(worker, "_publish", lambda *a, **kw: None)
+
+    assert worker.handle(sub, body("hi"), {ATTEMPTS_HEADER: "lots"}, {}) == Outcome.PROCESSED
+
+
+def test_the_relay_marks_rows_sent_only_for_what_the_broker_confirmed(db):
+    with db.transaction() as session:
+        ids = [outbox.record(session, NOTE_TAKEN, {"text": str(i)}).id for i in range(3)]
+
+    class HalfBus(Bus):
+        def publish_batch(self, messages: list[Outgoing]) -> BatchResult:
+            return BatchResult(confirmed={messages[0].message_id},
+                               returned={messages[1].message_id: "unroutable"},
+                               failed={messages[2].message_id: "nacked by broker"})
+
+    settled = Relay("kitbus", db, outbox, HalfBus("memory://")).run_once()
+
+    t = outbox.table
+    with db.engine.connect() as conn:
+        rows = {r.event_id: r for r in conn.execute(select(t))}
+    assert settled == 2
+    assert [rows[i].status for i in ids] == ["sent", "unroutable", "pending"]
+    assert rows[ids[2]].attempts == 1 and rows[ids[2]].last_error == "nacked by broker"
