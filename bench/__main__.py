@@ -22,15 +22,18 @@ SUITES = {"locate": locate.run, "relay": relay.bench}
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("suites", nargs="*", default=list(SUITES), choices=list(SUITES))
+    parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     parser.add_argument("--scale", type=float, default=1.0, help="county size for locate (1.0 = Dali)")
     parser.add_argument("--output", default="bench-results.json")
     args = parser.parse_args(argv)
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
 
     figures: list[Figure] = []
     started = time.time()
     with scratch_database() as pg_url, scratch_amqp() as amqp_url:
-        for name in args.suites:
+        for name in args.suites or list(SUITES):
             print(f"\n== {name} ==", flush=True)
             figures += SUITES[name](pg_url=pg_url, amqp_url=amqp_url, scale=args.scale)
 

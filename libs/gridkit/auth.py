@@ -10,8 +10,9 @@ A token carries the bearer's role grants, each with a scope::
 
     {"sub": "…", "kind": "user", "grants": [{"role": "grid_worker", "scope": "grid:42"}]}
 
-Scope is ``county``, ``grid:<id>`` (that grid's subtree), ``network:<code>``
-or ``department:<code>``.
+Scope is ``county``, ``grid:<id>`` (that grid's subtree), ``division:<code>``
+(a street's or community's area: every grid in it), ``network:<code>`` or
+``department:<code>``.
 """
 
 from __future__ import annotations

@@ -56,13 +56,18 @@ def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
     with identity.db.transaction() as session:
         for s in (first, head):
             identity_accounts.set_password(session, session.get(User, user_ids[s["key"]]), DEMO_PASSWORD)
-    identity_demo.seed(identity, [RESIDENT])
+    community = first["grid_code"].split("-", 1)[1].rsplit("-", 1)[0]  # security-DL-01-01-001 → DL-01-01
+    identity_demo.seed(identity, [RESIDENT, {
+        "username": "community", "name": "社区管理员", "kind": "staff", "password": DEMO_PASSWORD,
+        "grants": [("community_admin", f"division:{community}")]}])
     accounts = [
         {"role": "resident", "phone": RESIDENT["phone"], "password": DEMO_PASSWORD},
         {"role": "grid_worker", "phone": first["phone"], "password": DEMO_PASSWORD,
          "note": f"({first['name']}, grid {first['grid_code']})"},
         {"role": "grid_head", "phone": head["phone"], "password": DEMO_PASSWORD,
          "note": f"({head['name']}, grid {head['grid_code']})"},
+        {"role": "community_admin", "phone": "username community", "password": DEMO_PASSWORD,
+         "note": f'(community {community}; log in with {{"username": "community"}})'},
         {"role": "county_admin", "phone": "username county", "password": "gridgov-county",
          "note": '(log in with {"username": "county"})'},
         {"role": "sysadmin", "phone": "username sysadmin", "password": "gridgov-sysadmin",

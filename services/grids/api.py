@@ -322,12 +322,31 @@ def registry() -> Registry:
     return runtime().extras["registry"]
 
 
-def parent_lookup(session: Session):
-    def parent_of(grid_id: int) -> int | None:
-        grid = session.get(Grid, grid_id)
+class parent_lookup:  # noqa: N801 - used like the function it was
+    """The grid tree as scope checks need it: a grid's parent and its divisions."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def __call__(self, grid_id: int) -> int | None:
+        grid = self.session.get(Grid, grid_id)
         return grid.parent_id if grid else None
 
-    return parent_of
+    def divisions(self, grid_id: int) -> list[str]:
+        grid = self.session.get(Grid, grid_id)
+        return division_chain(self.session, grid.division_id if grid else None)
+
+
+def division_chain(session: Session, division_id: int | None) -> list[str]:
+    """Codes of a division and everything above it (community → street → county)."""
+    codes: list[str] = []
+    while division_id is not None and len(codes) < 10:
+        division = session.get(Division, division_id)
+        if division is None:
+            break
+        codes.append(division.code)
+        division_id = division.parent_id
+    return codes
 
 
 def current_grid(session: Session, grid_id: int) -> Grid:
@@ -356,8 +375,10 @@ def network_by_code(session: Session, code: str) -> Network:
     return network
 
 
-def authorize_grid(session: Session, grid_id: int | None, roles=domain.GRID_EDITORS) -> None:
-    if not domain.may_act_on(current_principal(), grid_id, roles, parent_lookup(session)):
+def authorize_grid(session: Session, grid_id: int | None, roles=domain.GRID_EDITORS,
+                   division_id: int | None = None) -> None:
+    if not domain.may_act_on(current_principal(), grid_id, roles, parent_lookup(session),
+                             division_codes=division_chain(session, division_id)):
         raise Forbidden("this grid is outside your scope")
 
 
@@ -553,7 +574,7 @@ def list_grids(query):
 def create_grid(body):
     geom = parse_or_reject(body["boundary"])
     with runtime().db.transaction() as session:
-        authorize_grid(session, body["parent_id"])
+        authorize_grid(session, body["parent_id"], division_id=body["division_id"])
         lock_registry(session)
         network = network_by_code(session, body["network"])
         parent, division = None, None

@@ -38,10 +38,15 @@ def scope_grid(scope: str) -> int | None:
 
 
 def is_within(grid_id: int, scope: str, parent_of: ParentOf) -> bool:
-    """True if ``grid_id`` is the scope's grid or one of its descendants.
-    ``county`` covers everything; other scope kinds cover no grid."""
+    """True if ``grid_id`` is the scope's grid or one of its descendants, or lies in
+    the scope's division (``division:<code>``: a community or street admin's area).
+    ``county`` covers everything; other scope kinds cover no grid. ``parent_of``
+    may also offer ``divisions(grid_id)``: the codes of the divisions the grid lies in."""
     if scope == "county":
         return True
+    if scope.startswith("division:"):
+        divisions = getattr(parent_of, "divisions", None)
+        return divisions is not None and scope.partition(":")[2] in divisions(grid_id)
     root = scope_grid(scope)
     if root is None:
         return False
@@ -56,13 +61,15 @@ def is_within(grid_id: int, scope: str, parent_of: ParentOf) -> bool:
 
 
 def may_act_on(principal: Principal, grid_id: int | None, roles: Sequence[str],
-               parent_of: ParentOf) -> bool:
-    """County-wide roles act anywhere; other ``roles`` only inside their grid scope.
-    ``grid_id`` None means a new top-level (level-1) grid: county-wide roles only."""
+               parent_of: ParentOf, *, division_codes: Sequence[str] = ()) -> bool:
+    """County-wide roles act anywhere; other ``roles`` only inside their scope.
+    ``grid_id`` None means a new top-level (level-1) grid in the division whose
+    chain of codes is ``division_codes``: county-wide roles or that division's admins."""
     if principal.has_role(*COUNTY_WIDE):
         return True
     if grid_id is None:
-        return False
+        return any(grant.scope.startswith("division:") and grant.scope.partition(":")[2] in division_codes
+                   for grant in principal.grants_for(*[r for r in roles if r not in COUNTY_WIDE]))
     return any(is_within(grid_id, grant.scope, parent_of)
                for grant in principal.grants_for(*[r for r in roles if r not in COUNTY_WIDE]))
 

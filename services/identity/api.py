@@ -44,7 +44,7 @@ class NationalId(fields.String):
 class GrantIn(Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     scope = fields.String(required=True, validate=validate.Regexp(
-        domain.SCOPE, error="scope is county, grid:<id>, network:<code> or department:<code>"))
+        domain.SCOPE, error="scope is county, grid:<id>, division:<code>, network:<code> or department:<code>"))
 
 
 class GrantOut(GrantIn):

@@ -181,3 +181,19 @@ def test_a_building_manager_manages_only_their_own_building(world):
     assert w.client.post(f"/units/{unit}/households", json={"code": "9-9"}, headers=manager).status_code == 403
     stranger = w.tokens.header(("building_manager", f"grid:{w.a}"))  # right role, not their building
     assert w.client.post(f"/units/{w.unit}/households", json={"code": "9-8"}, headers=stranger).status_code == 403
+
+
+def test_a_community_admin_scoped_to_their_community_acts_on_every_grid_in_it(world):
+    w = world
+    community_admin = w.tokens.header(("community_admin", "division:DL-01-01"))
+    street_admin = w.tokens.header(("street_admin", "division:DL-01"))
+    neighbour_admin = w.tokens.header(("community_admin", "division:DL-01-02"))
+    for headers in (community_admin, street_admin):
+        code, box = w.box()
+        assert w.client.post("/grids", json=grid_body(code, box, parent_id=w.a1), headers=headers).status_code == 201
+        assert w.client.post(f"/grids/{w.b}/staff", json={"user_id": str(uuid.uuid4()), "role": "grid_worker"},
+                             headers=headers).status_code == 201
+    code, box = w.box()
+    assert w.client.post("/grids", json=grid_body(code, box, parent_id=w.a1),
+                         headers=neighbour_admin).status_code == 403
+    assert w.client.post(f"/grids/{w.b}/retire", json={}, headers=neighbour_admin).status_code == 403
