@@ -175,11 +175,15 @@ def asyncapi(catalogues: list[Catalogue], subscriptions: list | None = None) -> 
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
+    schema_names: dict[type, str] = {}
     for catalogue in catalogues:
         for et in catalogue.events:
-            schema_name = et.type.replace(".", "_")
-            spec.components.schema(schema_name, schema=et.schema)
-            messages[schema_name] = {
+            message_name = et.type.replace(".", "_")
+            schema_name = schema_names.get(et.schema)
+            if schema_name is None:  # one component per schema class, shared by its events
+                schema_name = schema_names[et.schema] = f"{et.producer}.{et.schema.__name__}"
+                spec.components.schema(schema_name, schema=et.schema)
+            messages[message_name] = {
                 "name": et.type,
                 "title": et.name,
                 "summary": et.description,
@@ -197,11 +201,11 @@ def asyncapi(catalogues: list[Catalogue], subscriptions: list | None = None) -> 
             channels[et.type] = {
                 "address": et.type,
                 "description": f"Routing key {et.type} on exchange {et.exchange} (topic, durable).",
-                "messages": {schema_name: {"$ref": f"#/components/messages/{schema_name}"}},
+                "messages": {message_name: {"$ref": f"#/components/messages/{message_name}"}},
                 "bindings": {"amqp": {"is": "routingKey", "exchange": {
                     "name": et.exchange, "type": "topic", "durable": True, "autoDelete": False}}},
             }
-            operations[f"publish_{schema_name}"] = {
+            operations[f"publish_{message_name}"] = {
                 "action": "send",
                 "channel": {"$ref": f"#/channels/{et.type}"},
                 "summary": f"{et.producer} publishes {et.type}",
