@@ -45,7 +45,7 @@ def run_embedded(*, scale: float = 0.05, demo: bool = True, host: str = "127.0.0
         accounts = seed_demo(runtimes, scale=scale)
     servers = []
     for name, runtime in runtimes.items():
-        server = make_server(host, runtime.spec.port, runtime.app(), threaded=True)
+        server = make_server(host, port_of(runtime), runtime.app(), threaded=True)
         threading.Thread(target=server.serve_forever, name=f"http-{name}", daemon=True).start()
         servers.append(server)
     _banner(runtimes, accounts, host)
@@ -61,6 +61,10 @@ def run_embedded(*, scale: float = 0.05, demo: bool = True, host: str = "127.0.0
     return 0
 
 
+def port_of(runtime: Runtime) -> int:
+    return int(os.environ.get(f"GRIDGOV_{runtime.spec.name.upper()}_PORT", runtime.spec.port))
+
+
 def _shutdown(servers, runtimes) -> None:
     for server in servers:
         server.shutdown()
@@ -73,7 +77,7 @@ def _banner(runtimes: dict[str, Runtime], accounts: list[dict], host: str) -> No
     print("\ngridgov is running (embedded: in-memory bus, SQLite under "
           f"{Settings.from_env('x').data_dir.absolute()})\n")
     for name, runtime in runtimes.items():
-        base = f"http://{host}:{runtime.spec.port}"
+        base = f"http://{host}:{port_of(runtime)}"
         print(f"  {name:<9} {base}   (API doc {base}/openapi.json, metrics {base}/metrics)")
     if accounts:
         print("\nDemo accounts (log in with POST /tokens on identity):")
