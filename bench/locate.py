@@ -18,6 +18,7 @@ import time
 import numpy as np
 import psycopg
 import shapely
+
 from grids.demo import generate_county
 from grids.locate import RegistryIndex, locate_batch
 

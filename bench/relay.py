@@ -24,12 +24,13 @@ import uuid
 
 import kombu
 import psycopg
+from marshmallow import Schema, fields
+from sqlalchemy import insert
+
 from gridkit.bus import Bus, topic_exchange
 from gridkit.db import Database, declarative_base
 from gridkit.events import Catalogue, Envelope
 from gridkit.outbox import Outbox, Relay, utcnow
-from marshmallow import Schema, fields
-from sqlalchemy import insert
 
 
 class TickSchema(Schema):

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+
 from gridkit.config import Settings
 from gridkit.service import Runtime
 from gridkit.testkit import Tokens

@@ -79,8 +79,9 @@ def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
 
 
 def _grid_ids(grids: Runtime) -> dict[tuple[str, str], int]:
-    from grids.tables import Grid, Network
     from sqlalchemy import select
+
+    from grids.tables import Grid, Network
 
     with grids.db.transaction() as session:
         rows = session.execute(select(Network.code, Grid.code, Grid.id)

@@ -8,13 +8,14 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 from flask import Response
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
 from gridkit.auth import authenticated, current_principal, require_roles
 from gridkit.problems import Conflict, Forbidden, Invalid, NotFound, Problem
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session
 
 from . import domain, geometry, importer
 from .events import (

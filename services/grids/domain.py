@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import shapely
+
 from gridkit.auth import Principal
 
 from . import geometry

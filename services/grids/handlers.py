@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from gridkit.consumer import Event, Subscriptions
 from identity.events import ROLE_GRANTED, ROLE_REVOKED, USER_REGISTERED
-from sqlalchemy.orm import Session
 
 from .tables import Person, RoleGrant
 

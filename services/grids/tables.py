@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from gridkit.db import declarative_base
-from gridkit.outbox import ID, Inbox, Outbox
 from sqlalchemy import (
     Column,
     DateTime,
@@ -24,6 +22,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+
+from gridkit.db import declarative_base
+from gridkit.outbox import ID, Inbox, Outbox
 
 Base = declarative_base()
 outbox = Outbox(Base.metadata)

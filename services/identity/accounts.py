@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from gridkit.problems import Conflict, Problem, Unauthorized
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from gridkit.problems import Conflict, Problem, Unauthorized
 
 from . import domain
 from .crypto import DataKey

@@ -9,6 +9,9 @@ import uuid
 from datetime import UTC, datetime
 
 from flask import request
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from sqlalchemy import select
+
 from gridkit.auth import (
     ADMIN_ROLES,
     ROLES,
@@ -20,8 +23,6 @@ from gridkit.auth import (
 from gridkit.problems import Forbidden, Invalid, NotFound
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
-from sqlalchemy import select
 
 from . import accounts, domain
 from .tables import ContactRead, RoleGrant, User

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from gridkit.events import Catalogue
 from marshmallow import Schema, fields, validate
+
+from gridkit.events import Catalogue
 
 catalogue = Catalogue("identity")
 

@@ -20,9 +20,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gridkit.auth import TOKEN_TYPE
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+
+from gridkit.auth import TOKEN_TYPE
 
 from .crypto import DataKey
 from .domain import ACCESS_TOKEN_TTL, KEY_RETIREMENT_DELAY

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gridkit.db import declarative_base
-from gridkit.outbox import ID, Inbox, Outbox
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gridkit.db import declarative_base
+from gridkit.outbox import ID, Inbox, Outbox
 
 Base = declarative_base()
 outbox = Outbox(Base.metadata)

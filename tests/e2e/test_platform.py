@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import requests
+
 from gridkit.testkit import wait_for
 
 from .conftest import BIN, ROOT

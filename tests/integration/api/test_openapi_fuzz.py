@@ -11,8 +11,9 @@ import os
 
 import pytest
 import schemathesis
-from gridkit import registry
 from hypothesis import HealthCheck, given, settings
+
+from gridkit import registry
 
 EXAMPLES_PER_OPERATION = 20
 # Server errors, and answers that break the documented contract. Not

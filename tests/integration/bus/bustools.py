@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import kombu
-from gridkit.bus import topic_exchange
 from ledger_service import ENTRY_RECORDED
+
+from gridkit.bus import topic_exchange
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,10 +6,11 @@ import threading
 
 import pytest
 from bustools import Outcomes, Wiretap, delete_queues
+from ledger_service import QUEUE, effects_spec, ledger_spec
+
 from gridkit.bus import Bus, dead_letter_queue_name
 from gridkit.consumer import Worker
 from gridkit.testkit import wait_for
-from ledger_service import QUEUE, effects_spec, ledger_spec
 
 
 @pytest.fixture

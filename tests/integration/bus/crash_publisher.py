@@ -14,10 +14,11 @@ import os
 import signal
 import sys
 
+from ledger_service import ledger_spec, record_entries
+
 from gridkit.bus import Bus
 from gridkit.db import Database
 from gridkit.outbox import Relay
-from ledger_service import ledger_spec, record_entries
 
 
 class DyingBus(Bus):

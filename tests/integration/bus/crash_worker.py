@@ -12,10 +12,11 @@ import os
 import signal
 import sys
 
+from ledger_service import effects_spec
+
 from gridkit.bus import Bus
 from gridkit.consumer import Outcome, Worker
 from gridkit.db import Database
-from ledger_service import effects_spec
 
 
 class DyingWorker(Worker):

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from marshmallow import Schema, fields
+from sqlalchemy import Integer, String, func, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
 from gridkit.consumer import Subscriptions
 from gridkit.db import Database, declarative_base
 from gridkit.events import Catalogue
 from gridkit.outbox import Inbox, Outbox
 from gridkit.service import ServiceSpec
-from marshmallow import Schema, fields
-from sqlalchemy import Integer, String, func, select, update
-from sqlalchemy.orm import Mapped, mapped_column
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,9 +6,10 @@ import subprocess
 import threading
 
 import pytest
-from gridkit.testkit import wait_for
 from ledger_service import applied_counts, outbox_status, reconcile, record_entries
 from sqlalchemy import func, select
+
+from gridkit.testkit import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 
 from bustools import run_script
-from gridkit.testkit import wait_for
 from ledger_service import applied_counts, outbox_status, reconcile, record_entries
+
+from gridkit.testkit import wait_for
 
 
 def test_a_publisher_killed_after_commit_loses_nothing_once_a_fresh_relay_runs(

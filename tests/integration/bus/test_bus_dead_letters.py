@@ -7,9 +7,6 @@ import uuid
 
 import kombu
 import pytest
-from gridkit import deadletters
-from gridkit.bus import CONTENT_TYPE, topic_exchange
-from gridkit.testkit import wait_for
 from ledger_service import (
     ENTRY_RECORDED,
     FAILING_MEMOS,
@@ -17,6 +14,10 @@ from ledger_service import (
     applied_counts,
     record_entries,
 )
+
+from gridkit import deadletters
+from gridkit.bus import CONTENT_TYPE, topic_exchange
+from gridkit.testkit import wait_for
 
 
 @pytest.fixture

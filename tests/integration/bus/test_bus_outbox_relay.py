@@ -5,9 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from gridkit.bus import Bus
-from gridkit.outbox import Relay
-from gridkit.testkit import wait_for
 from ledger_service import (
     Entry,
     applied_counts,
@@ -20,6 +17,10 @@ from ledger_service import (
     reset_outbox_to_pending,
 )
 from sqlalchemy import func, select
+
+from gridkit.bus import Bus
+from gridkit.outbox import Relay
+from gridkit.testkit import wait_for
 
 
 def test_every_recorded_event_is_published_and_applied_exactly_once(ledger, effects, start_worker, wiretap):

@@ -6,10 +6,11 @@ import socket
 import threading
 
 import pytest
-from gridkit.bus import Bus, BusUnavailable, Outgoing
-from gridkit.outbox import Relay
 from ledger_service import outbox_status, record_entries
 from sqlalchemy import select
+
+from gridkit.bus import Bus, BusUnavailable, Outgoing
+from gridkit.outbox import Relay
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,7 +1,8 @@
 import pytest
+from sqlalchemy import func, select
+
 from grids.service import spec
 from grids.testing import grid_body, rect, seed_divisions
-from sqlalchemy import func, select
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import itertools
 import uuid
 
 import pytest
+
 from gridkit.auth import ROLES
 from gridkit.config import Settings
 from gridkit.service import Runtime

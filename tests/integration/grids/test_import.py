@@ -6,6 +6,7 @@ import uuid
 import numpy as np
 import pytest
 import shapely
+
 from grids import importer
 from grids.demo import generate_county
 from grids.locate import locate_batch

@@ -4,9 +4,10 @@ import json
 import uuid
 
 import pytest
+from sqlalchemy import select
+
 from grids.tables import Grid, GridVersion, StaffAssignment, outbox
 from grids.testing import grid_body, rect
-from sqlalchemy import select
 
 from .conftest import count, make_grid
 

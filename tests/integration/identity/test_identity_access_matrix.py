@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import People, new_phone
+
 from gridkit.auth import ROLES
 from gridkit.config import Settings
 from gridkit.service import Runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+
 from identity.crypto import new_key
 from identity.service import spec
 from identity.tables import Base

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import shapely
+
 from grids.demo import NETWORKS, TARGETS, County, generate_county, validate_county
 from grids.geometry import (
     LocateIndex,

@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 import shapely
+from shapely.geometry import Point, box, mapping
+
 from grids.geometry import (
     GeometryError,
     LocateIndex,
@@ -16,7 +18,6 @@ from grids.geometry import (
     parse_boundary,
     parse_point,
 )
-from shapely.geometry import Point, box, mapping
 
 LON, LAT = 100.2, 25.6
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import shapely
+
 from grids.demo import generate_county
 from grids.locate import RegistryIndex, locate_batch
 

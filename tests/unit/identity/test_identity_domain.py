@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.exceptions import InvalidTag
+
 from gridkit.auth import Grant, Principal
 from identity import domain
 from identity.crypto import DataKey, new_key

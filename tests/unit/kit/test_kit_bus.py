@@ -6,13 +6,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
 from gridkit.bus import BatchResult, Bus, Outgoing
 from gridkit.consumer import ATTEMPTS_HEADER, REASON_HEADER, Outcome, Subscriptions, Worker
 from gridkit.db import Database, declarative_base
 from gridkit.events import Catalogue
 from gridkit.outbox import Inbox, Outbox, Relay
-from marshmallow import Schema, fields
-from sqlalchemy import select
 
 
 class NoteSchema(Schema):

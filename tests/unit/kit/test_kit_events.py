@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from marshmallow import Schema, fields
+from sqlalchemy import func, select
+
 from gridkit.db import Database, declarative_base
 from gridkit.events import Catalogue, Envelope, EventType, InvalidEvent
 from gridkit.outbox import Inbox, Outbox
-from marshmallow import Schema, fields
-from sqlalchemy import func, select
 
 
 class ThingSchema(Schema):

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
 from gridkit.auth import require_roles
 from gridkit.db import declarative_base
 from gridkit.events import Catalogue
@@ -10,7 +12,6 @@ from gridkit.outbox import Inbox, Outbox
 from gridkit.problems import Conflict
 from gridkit.service import ServiceSpec
 from gridkit.web import Blueprint
-from marshmallow import Schema, fields, validate
 
 Base = declarative_base()
 catalogue = Catalogue("sample")

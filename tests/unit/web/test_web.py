@@ -1,4 +1,5 @@
 import pytest
+
 from gridkit.config import Settings
 from gridkit.service import Runtime
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from gridkit.migrations import run_env  # noqa: E402
 from ledger_service import EffectsBase  # noqa: E402
+
+from gridkit.migrations import run_env  # noqa: E402
 
 run_env(EffectsBase.metadata)
