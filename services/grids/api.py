@@ -20,6 +20,7 @@ from gridkit.web import Blueprint, Page
 from . import domain, geometry, importer
 from .events import (
     BUILDING_CREATED,
+    DIVISION_CREATED,
     GRID_CREATED,
     GRID_REDRAWN,
     GRID_RETIRED,
@@ -528,10 +529,12 @@ def create_division(body):
                             boundary=json.dumps(geometry.to_geojson(geom)))
         session.add(division)
         session.flush()
-        bump_revision(session)
-        return {"id": division.id, "code": division.code, "name": division.name,
+        data = {"id": division.id, "code": division.code, "name": division.name,
                 "kind": division.kind, "parent_id": division.parent_id,
                 "boundary": json.loads(division.boundary)}
+        outbox.record(session, DIVISION_CREATED, data, subject=str(division.id))
+        bump_revision(session)
+        return data
 
 
 # --------------------------------------------------------------------------

@@ -16,6 +16,15 @@ class NetworkData(Schema):
     name = fields.String(required=True)
 
 
+class DivisionData(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("county", "street", "community")))
+    parent_id = fields.Integer(allow_none=True)
+    boundary = fields.Dict(required=True, metadata={"description": "GeoJSON Polygon/MultiPolygon, WGS84"})
+
+
 class DivisionRef(Schema):
     id = fields.Integer(required=True)
     code = fields.String(required=True)
@@ -71,6 +80,10 @@ class ResidentData(Schema):
 NETWORK_CREATED = catalogue.declare(
     "grids.network.created", version=1, schema=NetworkData,
     description="A grid network (party, security, urban, or a department's own) was registered.")
+DIVISION_CREATED = catalogue.declare(
+    "grids.division.created", version=1, schema=DivisionData,
+    description="An administrative division (county, street/town, community/village) was drawn; "
+                "the ladder grid → community → street → county climbs these.")
 GRID_CREATED = catalogue.declare(
     "grids.grid.created", version=1, schema=GridData,
     description="A grid was drawn: its first version, valid from valid_from.")

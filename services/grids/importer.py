@@ -25,7 +25,13 @@ from sqlalchemy import and_, insert, select
 from sqlalchemy.orm import Session
 
 from . import domain, geometry
-from .events import BUILDING_CREATED, GRID_CREATED, GRID_REDRAWN, NETWORK_CREATED, STAFF_ASSIGNED
+from .events import (
+    BUILDING_CREATED,
+    GRID_CREATED,
+    GRID_REDRAWN,
+    NETWORK_CREATED,
+    STAFF_ASSIGNED,
+)
 from .tables import (
     Building,
     Division,

@@ -16,7 +16,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    insert,
     select,
     text,
     update,
@@ -241,30 +240,4 @@ def grid_event(grid: Grid | dict, version: GridVersion | dict, network: str,
 
 
 def record_events(session: Session, event_type, items: list[tuple[dict, str]]) -> None:
-    """Many outbox rows in one round trip (bulk imports): the same contract as
-    ``outbox.record`` (schema-checked envelopes), with one schema instance for
-    the whole batch instead of one per event."""
-    import uuid
-
-    from gridkit.events import REGISTRY, Envelope, InvalidEvent
-
-    if not items:
-        return
-    if REGISTRY.get(event_type.type) is not event_type:
-        raise InvalidEvent(f"undeclared event type {event_type.type!r}")
-    schema = event_type.schema()
-    dumped = schema.dump([data for data, _ in items], many=True)
-    errors = schema.validate(dumped, many=True)
-    if errors:
-        raise InvalidEvent(f"{event_type.type}: invalid data: {json.dumps(errors, default=str)[:2000]}")
-    now = utcnow()
-    source, stamp = f"gridgov/{event_type.producer}", now.isoformat()
-    rows = []
-    for data, (_, subject) in zip(dumped, items, strict=True):
-        envelope = Envelope(str(uuid.uuid4()), event_type.type, source, stamp, data, subject)
-        rows.append({"event_id": envelope.id, "exchange": event_type.exchange,
-                     "routing_key": event_type.type, "created_at": now, "status": "pending",
-                     "attempts": 0, "body": json.dumps(envelope.to_json(), ensure_ascii=False,
-                                                        separators=(",", ":"))})
-    session.execute(insert(outbox.table), rows)
-    session.info["outbox_dirty"] = True
+    outbox.record_many(session, event_type, items)

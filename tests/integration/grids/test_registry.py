@@ -246,3 +246,13 @@ def test_buildings_units_households_and_residents_are_bound_and_located(client, 
     assert located["building"]["code"] == "B1" and located["community"]["code"] == "DL-01-01"
     assert {e["type"] for e in events(registry)} >= {"grids.building.created.v1",
                                                      "grids.household.resident_bound.v1"}
+
+
+def test_drawing_a_division_publishes_it_for_the_escalation_ladder(client, admin, registry):
+    square = {"type": "Polygon", "coordinates": [[[99.0, 24.0], [99.1, 24.0], [99.1, 24.1], [99.0, 24.1], [99.0, 24.0]]]}
+    response = client.post("/divisions", json={"code": "XX", "name": "新县", "kind": "county", "boundary": square},
+                           headers=admin)
+    assert response.status_code == 201, response.json
+    published = events(registry, "grids.division.created.v1")
+    assert [e["data"]["code"] for e in published] == ["XX"]
+    assert published[0]["data"]["kind"] == "county" and published[0]["data"]["parent_id"] is None
