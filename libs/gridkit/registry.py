@@ -7,6 +7,9 @@ import importlib
 SERVICES = {
     "identity": "identity.service:spec",
     "grids": "grids.service:spec",
+    "intake": "intake.service:spec",
+    "dispatch": "dispatch.service:spec",
+    "notify": "notify.service:spec",
 }
 
 
