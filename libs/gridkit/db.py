@@ -94,6 +94,16 @@ class Database:
         self.engine.dispose()
 
 
+def fetch(session: Session, model, ident, what: str | None = None):
+    """The row with primary key ``ident``, or a 404 problem naming it."""
+    from .problems import NotFound
+
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(what or model.__name__.lower(), ident)
+    return row
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
     cur = dbapi_conn.cursor()

@@ -13,6 +13,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from gridkit.auth import authenticated, current_principal, require_roles
+from gridkit.db import fetch
 from gridkit.problems import Conflict, Forbidden, Invalid, NotFound, Problem
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
@@ -352,9 +353,7 @@ def division_chain(session: Session, division_id: int | None) -> list[str]:
 
 
 def current_grid(session: Session, grid_id: int) -> Grid:
-    grid = session.get(Grid, grid_id)
-    if grid is None:
-        raise NotFound("grid", grid_id)
+    grid = fetch(session, Grid, grid_id, "grid")
     return grid
 
 
@@ -918,9 +917,7 @@ def create_building(body):
 @blp.response(200, BuildingOut)
 def get_building(building_id):
     with runtime().db.sessions() as session:
-        building = session.get(Building, building_id)
-        if building is None:
-            raise NotFound("building", building_id)
+        building = fetch(session, Building, building_id, "building")
         return building_out(session, building)
 
 
@@ -930,9 +927,7 @@ def get_building(building_id):
 @blp.response(201, UnitOut)
 def create_unit(body, building_id):
     with runtime().db.transaction() as session:
-        building = session.get(Building, building_id)
-        if building is None:
-            raise NotFound("building", building_id)
+        building = fetch(session, Building, building_id, "building")
         authorize_building(session, building, managers=False)
         if session.execute(select(Unit.id).where(Unit.building_id == building.id,
                                                  Unit.code == body["code"])).first():
@@ -950,9 +945,7 @@ def create_unit(body, building_id):
 @blp.response(201, HouseholdOut)
 def create_household(body, unit_id):
     with runtime().db.transaction() as session:
-        unit = session.get(Unit, unit_id)
-        if unit is None:
-            raise NotFound("unit", unit_id)
+        unit = fetch(session, Unit, unit_id, "unit")
         authorize_building(session, session.get(Building, unit.building_id), managers=True)
         if session.execute(select(Household.id).where(Household.unit_id == unit.id,
                                                       Household.code == body["code"])).first():
@@ -968,9 +961,7 @@ def create_household(body, unit_id):
 @blp.response(200, HouseholdOut)
 def get_household(household_id):
     with runtime().db.sessions() as session:
-        household = session.get(Household, household_id)
-        if household is None:
-            raise NotFound("household", household_id)
+        household = fetch(session, Household, household_id, "household")
         return household_out(session, household)
 
 
@@ -981,9 +972,7 @@ def get_household(household_id):
 def bind_resident(body, household_id):
     user_id = str(body["user_id"])
     with runtime().db.transaction() as session:
-        household = session.get(Household, household_id)
-        if household is None:
-            raise NotFound("household", household_id)
+        household = fetch(session, Household, household_id, "household")
         unit = session.get(Unit, household.unit_id)
         building = session.get(Building, unit.building_id)
         authorize_building(session, building, managers=True)
