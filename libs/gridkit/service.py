@@ -47,6 +47,10 @@ class ServiceSpec:
     subscriptions: Subscriptions | None = None
     # Called with the Runtime once it is built (e.g. load signing keys, build an index).
     setup: Callable[[Runtime], None] | None = None
+    # Loops that run beside the relay and the consumers in `gridgov worker` (and in
+    # embedded mode), e.g. a deadline sweep or a delivery loop: each is called as
+    # ``loop(runtime, stop)`` in its own thread and returns once ``stop`` is set.
+    background: list[Callable[[Runtime, threading.Event], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -116,9 +120,17 @@ class Runtime:
         if worker:
             self.extras["worker"] = worker
             threads.append(worker.start_in_thread())
+        stop = self.extras.setdefault("stop", threading.Event())
+        for loop in self.spec.background:
+            t = threading.Thread(target=loop, args=(self, stop), name=f"{self.spec.name}-{loop.__name__}",
+                                 daemon=True)
+            t.start()
+            threads.append(t)
         return threads
 
     def stop_background(self) -> None:
+        if stop := self.extras.get("stop"):
+            stop.set()
         if relay := self.extras.get("relay"):
             relay.stop()
         if worker := self.extras.get("worker"):
