@@ -36,6 +36,9 @@ class Settings:
     broker_timeout: float = 3.0
     log_level: str = "INFO"
     max_request_bytes: int = 16 * 1024 * 1024
+    # Reverse proxies in front of the service (X-Forwarded-For is trusted this
+    # many hops deep); per-client limits need the real client address.
+    trusted_proxies: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +61,7 @@ class Settings:
             max_delivery_attempts=int(_env("GRIDGOV_MAX_DELIVERY_ATTEMPTS", "5")),  # type: ignore[arg-type]
             broker_timeout=float(_env("GRIDGOV_BROKER_TIMEOUT", "3")),  # type: ignore[arg-type]
             log_level=_env("GRIDGOV_LOG_LEVEL", "INFO"),  # type: ignore[arg-type]
+            trusted_proxies=int(_env("GRIDGOV_TRUSTED_PROXIES", "0")),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -111,6 +111,11 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
         },
     )
     app.extensions["gridgov"] = runtime
+    if runtime.settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = runtime.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     api = ProblemApi(app)
     for blueprint in spec.blueprints():
         api.register_blueprint(blueprint)

@@ -841,19 +841,29 @@ def building_out(session: Session, building: Building, *, units: bool = True) ->
             "location": json.loads(building.location),
             "outline": json.loads(building.outline) if building.outline else None, "units": []}
     if units:
+        reveal = may_see_residents(session, building)
         for unit in session.execute(select(Unit).where(Unit.building_id == building.id)
                                     .order_by(Unit.id)).scalars():
             data["units"].append({"id": unit.id, "building_id": building.id, "code": unit.code,
                                   "name": unit.name, "households": [
-                                      household_out(session, h) for h in session.execute(
+                                      household_out(session, h, reveal=reveal) for h in session.execute(
                                           select(Household).where(Household.unit_id == unit.id)
                                           .order_by(Household.id)).scalars()]})
     return data
 
 
-def household_out(session: Session, household: Household) -> dict:
+def may_see_residents(session: Session, building: Building) -> bool:
+    """Who lives where is personal: only staff in scope of the building's grid (and admins)."""
+    return domain.may_act_on(current_principal(), building.grid_id, domain.RESIDENT_READERS,
+                             parent_lookup(session))
+
+
+def household_out(session: Session, household: Household, *, reveal: bool | None = None) -> dict:
+    if reveal is None:
+        unit = session.get(Unit, household.unit_id)
+        reveal = may_see_residents(session, session.get(Building, unit.building_id))
     residents = session.execute(select(Resident.user_id).where(
-        Resident.household_id == household.id, Resident.until.is_(None))).scalars().all()
+        Resident.household_id == household.id, Resident.until.is_(None))).scalars().all() if reveal else []
     return {"id": household.id, "unit_id": household.unit_id, "code": household.code,
             "floor": household.floor, "residents": residents}
 

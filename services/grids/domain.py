@@ -28,6 +28,7 @@ SUBTREE_ADMINS = ("street_admin", "community_admin")
 GRID_EDITORS = COUNTY_WIDE + SUBTREE_ADMINS
 STAFFERS = GRID_EDITORS + ("grid_head",)
 HOUSING_EDITORS = GRID_EDITORS + ("building_manager",)
+RESIDENT_READERS = HOUSING_EDITORS + GRID_STAFF_ROLES
 
 ParentOf = Callable[[int], int | None]
 

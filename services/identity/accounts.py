@@ -18,10 +18,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gridkit.crypto import DataKey
 from gridkit.problems import Conflict, Problem, Unauthorized
 
 from . import domain
-from .crypto import DataKey
 from .events import ROLE_GRANTED, ROLE_REVOKED, USER_REGISTERED
 from .keys import Keyring
 from .tables import LoginAttempt, RefreshToken, RoleGrant, User, outbox
@@ -89,8 +89,10 @@ def create_user(session: Session, key: DataKey, *, kind: str, name: str, phone: 
         session.flush()
     except IntegrityError:  # lost a race with a concurrent registration
         raise Conflict("an account with this phone, national ID or username already exists") from None
+    # Staff names are work identities other services show; residents' are personal.
+    display_name = domain.mask_name(name) if kind == "resident" else name
     outbox.record(session, USER_REGISTERED,
-                  {"user_id": user.id, "kind": kind, "display_name": name}, subject=user.id)
+                  {"user_id": user.id, "kind": kind, "display_name": display_name}, subject=user.id)
     for role, scope in grants:
         grant(session, user, role, scope, by=by)
     return user

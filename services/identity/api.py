@@ -341,6 +341,8 @@ def set_user_password(body, user_id):
     with runtime().db.transaction() as session:
         user = _user(session, user_id)
         _refuse_unless(user.kind != "service", "service accounts have secrets, not passwords")
+        if any(g.role == "sysadmin" for g in user.grants) and not current_principal().is_sysadmin:
+            raise Forbidden("only a sysadmin may set a sysadmin's password")
         accounts.set_password(session, user, body["password"])
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gridkit.auth import ROLES, Principal
+from gridkit.crypto import mask_national_id, mask_phone  # noqa: F401 - identity.domain re-exports them
 
 KINDS = ("resident", "staff", "dept_officer", "volunteer", "service")
 STAFF_KINDS = ("staff", "dept_officer", "volunteer")  # created by admins through POST /users
@@ -54,12 +55,9 @@ def valid_national_id(number: str) -> bool:
     return bool(NATIONAL_ID.match(number)) and national_id_checksum_ok(number)
 
 
-def mask_phone(phone: str | None) -> str | None:
-    return None if phone is None else phone[:3] + "****" + phone[-4:]
-
-
-def mask_national_id(number: str | None) -> str | None:
-    return None if number is None else number[:3] + "*" * (len(number) - 7) + number[-4:]
+def mask_name(name: str) -> str:
+    """王小明 → 王**: residents' names stay in identity; events carry this."""
+    return name[:1] + "*" * max(len(name) - 1, 1)
 
 
 def check_password(password: str) -> None:

@@ -24,8 +24,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gridkit.auth import TOKEN_TYPE
+from gridkit.crypto import DataKey
 
-from .crypto import DataKey
 from .domain import ACCESS_TOKEN_TTL, KEY_RETIREMENT_DELAY
 from .tables import SigningKey, User
 

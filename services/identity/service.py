@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gridkit.auth import TokenVerifier
+from gridkit.crypto import DataKey
 from gridkit.service import Runtime, ServiceSpec
 
 from . import api
-from .crypto import DataKey
 from .events import catalogue
 from .keys import Keyring
 from .tables import Base, inbox, outbox

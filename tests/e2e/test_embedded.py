@@ -53,8 +53,11 @@ def test_the_embedded_platform_starts_with_a_demo_county_and_answers(tmp_path):
         assert {g["network"] for g in located.json()["grids"]} == {"security", "party", "urban"}
 
         # Staff names reached grids over the in-memory bus (identity.user.registered).
-        staff = requests.get(f"{grids}/grids/{first['id']}/staff", headers=headers, timeout=10).json()
-        assert staff["current"] and all(s["display_name"] for s in staff["current"])
+        def staff_named():
+            staff = requests.get(f"{grids}/grids/{first['id']}/staff", headers=headers, timeout=10).json()
+            return staff["current"] and all(s["display_name"] for s in staff["current"])
+
+        wait_for(staff_named, timeout=60, interval=0.5, message="staff names to reach grids")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

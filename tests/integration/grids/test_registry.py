@@ -221,7 +221,8 @@ def test_a_second_grid_head_ends_the_first_ones_term_and_history_is_kept(client,
     assert bad.status_code == 422 and "user_id" in bad.json["errors"]
 
 
-def test_buildings_units_households_and_residents_are_bound_and_located(client, admin, community, registry):
+def test_buildings_units_households_and_residents_are_bound_and_located(client, admin, community, registry,
+                                                                       tokens):
     grid = make_grid(client, admin, "S-1", WEST, division_id=community)
     building = client.post("/buildings", headers=admin, json={
         "code": "B1", "name": "1栋", "grid_id": grid["id"],
@@ -242,6 +243,11 @@ def test_buildings_units_households_and_residents_are_bound_and_located(client, 
     assert client.get(f"/households/{household['id']}", headers=admin).json["residents"] == [resident]
     tree = client.get(f"/buildings/{building.json['id']}", headers=admin).json
     assert tree["units"][0]["households"][0]["residents"] == [resident]
+    # Who lives where is for staff in scope only.
+    for outsider in (tokens.header(("resident", "county")), tokens.header(("grid_worker", "grid:999999"))):
+        assert client.get(f"/households/{household['id']}", headers=outsider).json["residents"] == []
+    worker = tokens.header(("grid_worker", f"grid:{grid['id']}"))
+    assert client.get(f"/households/{household['id']}", headers=worker).json["residents"] == [resident]
     located = client.get("/locate?lon=100.02005&lat=25.02", headers=admin).json
     assert located["building"]["code"] == "B1" and located["community"]["code"] == "DL-01-01"
     assert {e["type"] for e in events(registry)} >= {"grids.building.created.v1",

@@ -251,3 +251,11 @@ def test_openapi_document_lists_every_identity_route(client):
     assert {"/residents", "/users", "/users/{user_id}", "/users/{user_id}/contact", "/tokens",
             "/tokens/revoke", "/.well-known/jwks.json", "/keys/rotate", "/me"} <= set(paths)
     json.dumps(paths)
+
+
+def test_a_county_admin_cannot_take_over_a_sysadmin_by_resetting_their_password(client, people):
+    sysadmin_id, sysadmin = people.with_role("sysadmin")
+    _, county_admin = people.with_role("county_admin")
+    refused = client.put(f"/users/{sysadmin_id}/password", headers=county_admin, json={"password": PASSWORD})
+    assert refused.status_code == 403
+    assert client.put(f"/users/{sysadmin_id}/password", headers=sysadmin, json={"password": PASSWORD}).status_code == 204

@@ -102,3 +102,13 @@ def test_protected_route_needs_a_token_and_the_role(client, tokens):
     assert client.get("/notes/secret", headers=worker).status_code == 403
     admin = tokens.header(("county_admin", "county"))
     assert client.get("/notes/secret", headers=admin).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(tmp_path, tokens):
+    from flask import request
+
+    settings = Settings(service="sample", database_url=f"sqlite:///{tmp_path}/p.db", trusted_proxies=1)
+    app = Runtime.build(spec, settings, verifier=tokens.verifier()).app(testing=True)
+    app.add_url_rule("/whoami", "whoami", lambda: {"ip": request.remote_addr})
+    answer = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert answer.json["ip"] == "203.0.113.9"
