@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 SERVICES = {
     "identity": "identity.service:spec",
@@ -19,9 +20,11 @@ def load(name: str):
 
 
 def available() -> list[str]:
-    """Services whose package is present (lets the kit run before all exist)."""
+    """Services whose package is present (lets the kit run before all exist),
+    narrowed to ``GRIDGOV_SERVICES`` (comma-separated) when that is set."""
+    wanted = [n.strip() for n in os.environ.get("GRIDGOV_SERVICES", "").split(",") if n.strip()]
     names = []
-    for name in SERVICES:
+    for name in wanted or SERVICES:
         try:
             load(name)
         except ModuleNotFoundError:

@@ -1,0 +1,121 @@
+"""The platform as real processes: each service a gunicorn and a worker.
+
+Used by the end-to-end tests and the benchmarks, which run gridgov the way
+production does (mode 2 in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Platform:
+    env: dict[str, str]
+    logs: Path
+    urls: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def url(self, service: str, path: str = "") -> str:
+        return self.urls[service] + path
+
+    def spawn(self, name: str, args: list[str], extra_env: dict | None = None) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        proc = subprocess.Popen(args, cwd=ROOT, env=self.env | (extra_env or {}), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = proc
+        return proc
+
+    def start_worker(self, service: str) -> subprocess.Popen:
+        return self.spawn(f"{service}-worker", [str(BIN / "gridgov"), "worker", service])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.processes[name]
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def gridgov(self, *args: str, extra_env: dict | None = None, timeout: float = 120) -> str:
+        done = subprocess.run([str(BIN / "gridgov"), *args], cwd=ROOT, env=self.env | (extra_env or {}),
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"gridgov {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def wait_ready(self, service: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url(service, "/readyz"), timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        log = (self.logs / f"{service}-web.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{service} never became ready:\n{log}")
+
+
+def start_platform(services: list[str], *, database_url: Callable[[str], str], bus_url: str,
+                   logs: Path, data_key: str, extra_env: dict[str, str] | None = None,
+                   web_workers: int = 2) -> Platform:
+    """Migrate, then start a gunicorn and a worker per service; wait until all are ready."""
+    env = dict(os.environ) | {
+        "GRIDGOV_BUS_URL": bus_url, "GRIDGOV_DATA_KEY": data_key, "GRIDGOV_DATA_DIR": str(logs),
+        "GRIDGOV_LOG_LEVEL": "INFO", "GRIDGOV_WEB_WORKERS": str(web_workers),
+    } | (extra_env or {})
+    env.pop("GRIDGOV_JWKS_URL", None)
+    ports = {name: free_port() for name in services}
+    env["GRIDGOV_IDENTITY_URL"] = f"http://127.0.0.1:{ports['identity']}"
+    for name in services:
+        env[f"GRIDGOV_{name.upper()}_DATABASE_URL"] = database_url(name)
+        env[f"GRIDGOV_{name.upper()}_URL"] = f"http://127.0.0.1:{ports[name]}"
+    platform = Platform(env=env, logs=logs)
+    platform.gridgov("migrate", "all")
+    try:
+        for name in services:
+            metrics_dir = logs / f"metrics-{name}"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            platform.spawn(f"{name}-web", [
+                str(BIN / "gunicorn"), f'gridkit.wsgi:create("{name}")', "-c", "deploy/gunicorn.conf.py",
+                "--bind", f"127.0.0.1:{ports[name]}"], {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+            platform.start_worker(name)
+            platform.urls[name] = f"http://127.0.0.1:{ports[name]}"
+        for name in services:
+            platform.wait_ready(name)
+    except BaseException:
+        platform.stop()
+        raise
+    return platform
