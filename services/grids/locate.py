@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from . import geometry
 from .tables import Building, Division, Grid, GridVersion, Network, RegistryRevision
 
-NEAR_BUILDING_M = 10.0  # a point this close to an outline is "at" the building
+NEAR_BUILDING_M = 10.0  # a point this close to an outline (or to a point-only building) is "at" it
 KINDS = {"regular": 0, "dedicated": 1}
 DIVISION_SLOTS = {"county": 0, "street": 1, "community": 2}
 # Children whose areas sum to the parent's within this fraction tile it (no gap piece).
@@ -108,9 +108,9 @@ class RegistryIndex:
         divisions = [{"id": div_ids[d["code"]], "code": d["code"], "name": d["name"], "kind": d["kind"],
                       "parent_id": div_ids.get(d["parent_code"])} for d in county.divisions]
         dgeoms = shapely.from_geojson([json.dumps(d["boundary"]) for d in county.divisions])
-        with_outline = [b for b in county.buildings if b.get("outline")]
-        buildings = [{"id": i + 1, "code": b["code"], "name": b["name"]} for i, b in enumerate(with_outline)]
-        bgeoms = shapely.from_geojson([json.dumps(b["outline"]) for b in with_outline]) if with_outline else []
+        buildings = [{"id": i + 1, "code": b["code"], "name": b["name"]} for i, b in enumerate(county.buildings)]
+        shapes = [json.dumps(b.get("outline") or b["location"]) for b in county.buildings]
+        bgeoms = shapely.from_geojson(shapes) if shapes else []
         return cls(grids, geoms, divisions, dgeoms, buildings, bgeoms, revision=revision)
 
 
@@ -190,8 +190,9 @@ def load_index(session: Session, at: datetime | None = None) -> RegistryIndex:
                                    Division.parent_id, Division.boundary).order_by(Division.id)).all()
     divisions = [{"id": r[0], "code": r[1], "name": r[2], "kind": r[3], "parent_id": r[4]}
                  for r in drows]
-    brows = session.execute(select(Building.id, Building.code, Building.name, Building.outline)
-                            .where(Building.outline.is_not(None)).order_by(Building.id)).all()
+    # A building is its outline when drawn, else its point: both matched within NEAR_BUILDING_M.
+    brows = session.execute(select(Building.id, Building.code, Building.name,
+                                   func.coalesce(Building.outline, Building.location)).order_by(Building.id)).all()
     buildings = [{"id": r[0], "code": r[1], "name": r[2]} for r in brows]
     return RegistryIndex(grids, geoms, divisions, _from_geojson([r[5] for r in drows]),
                          buildings, _from_geojson([r[3] for r in brows]), revision=revision, at=at)

@@ -233,6 +233,13 @@ def test_buildings_units_households_and_residents_are_bound_and_located(client, 
         "code": "B2", "name": "2栋", "grid_id": grid["id"],
         "location": {"type": "Point", "coordinates": [100.07, 25.02]}})
     assert outside.status_code == 422 and "location" in outside.json["errors"]
+    point_only = client.post("/buildings", headers=admin, json={
+        "code": "B3", "name": "3栋", "grid_id": grid["id"],
+        "location": {"type": "Point", "coordinates": [100.03, 25.03]}})
+    assert point_only.status_code == 201
+    # A building known only by its point is found within a few metres of it.
+    assert client.get("/locate?lon=100.03003&lat=25.03", headers=admin).json["building"]["code"] == "B3"
+    assert client.get("/locate?lon=100.0305&lat=25.03", headers=admin).json["building"] is None
     unit = client.post(f"/buildings/{building.json['id']}/units", json={"code": "1", "name": "1单元"},
                        headers=admin).json
     household = client.post(f"/units/{unit['id']}/households", json={"code": "1-101", "floor": 1},
