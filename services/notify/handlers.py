@@ -1,0 +1,114 @@
+"""What notify listens to.
+
+``notify.cases``: every event a rule in :mod:`notify.rules` names (plus the
+claim, which also feeds the case-handler projection). ``notify.people``:
+identity's role grants, to know each department's officers.
+
+A handler writes, in the inbox transaction, one notice per recipient and
+one pending delivery per outside channel; the delivery loop sends them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from dispatch.events import CASE_CLAIMED
+from gridkit.consumer import Event, Subscriptions
+from identity.events import ROLE_GRANTED, ROLE_REVOKED
+
+from . import rules, templates
+from .tables import CaseHandler, Contact, Delivery, DepartmentOfficer, Notice, Preference
+
+subscriptions = Subscriptions("notify")
+DEPARTMENT_SCOPE = "department:"
+
+
+class LocalDirectory(rules.Directory):
+    """The rules' directory, from notify's own projections."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def officers_of(self, department: str) -> list[str]:
+        return list(self.session.scalars(select(DepartmentOfficer.user_id)
+                                         .where(DepartmentOfficer.department == department)
+                                         .order_by(DepartmentOfficer.user_id)).unique())
+
+    def handler_of_case(self, case_id: str) -> str | None:
+        return self.session.scalar(select(CaseHandler.handler_id).where(CaseHandler.case_id == case_id))
+
+    def handler_of_petition(self, petition_id: str) -> str | None:
+        return self.session.scalar(select(CaseHandler.handler_id).where(CaseHandler.petition_id == petition_id)
+                                   .limit(1))
+
+
+def preferences_of(row: Preference | None) -> rules.Preferences:
+    if row is None:
+        return rules.Preferences()
+    return rules.Preferences(row.language, {**rules.DEFAULT_CHANNELS, **json.loads(row.channels)},
+                             frozenset(json.loads(row.muted_kinds)))
+
+
+def reachable(contact: Contact | None) -> set[str]:
+    if contact is None:
+        return set()
+    return {channel for channel, sealed in (("email", contact.email_sealed), ("sms", contact.phone_sealed))
+            if sealed}
+
+
+def notify(session: Session, event: Event) -> None:
+    addressed = rules.address(event.type, event.data, LocalDirectory(session))
+    if not addressed:
+        return
+    config = session.info["notify_config"]  # put on every session by service.setup
+    people = {a.recipient_id for a in addressed}
+    prefs = {p.user_id: p for p in session.scalars(select(Preference).where(Preference.user_id.in_(people)))}
+    contacts = {c.user_id: c for c in session.scalars(select(Contact).where(Contact.user_id.in_(people)))}
+    data = event.data
+    for item in addressed:
+        preferences = preferences_of(prefs.get(item.recipient_id))
+        title, body = templates.render(item.kind, preferences.language, data, tz=config.timezone)
+        notice = Notice(recipient_id=item.recipient_id, kind=item.kind, critical=item.critical,
+                        title=title, body=body, case_id=data.get("case_id"),
+                        petition_id=data.get("petition_id"), event_id=event.id)
+        session.add(notice)
+        session.flush()
+        for channel in rules.channels_for(item.kind, preferences, reachable(contacts.get(item.recipient_id)),
+                                          config.available_channels):
+            session.add(Delivery(notice_id=notice.id, recipient_id=item.recipient_id, kind=item.kind,
+                                 channel=channel, status="pending", attempts=0))
+    session.info["notices_written"] = True  # wakes streams and the delivery loop after commit
+
+
+def on_case_event(session: Session, event: Event) -> None:
+    if event.type == CASE_CLAIMED.type:
+        remember_handler(session, event.data)
+    notify(session, event)
+
+
+def remember_handler(session: Session, data: dict) -> None:
+    row = session.get(CaseHandler, data["case_id"]) or CaseHandler(case_id=data["case_id"])
+    row.petition_id, row.handler_id = data["petition_id"], data["by"]
+    session.add(row)
+
+
+for _event in rules.EVENTS:
+    subscriptions.on(_event, purpose="cases")(on_case_event)
+
+
+@subscriptions.on(ROLE_GRANTED, purpose="people")
+def remember_officer(session: Session, event: Event) -> None:
+    data = event.data
+    if data["role"] != "dept_officer" or not data["scope"].startswith(DEPARTMENT_SCOPE):
+        return
+    row = session.get(DepartmentOfficer, data["grant_id"]) or DepartmentOfficer(grant_id=data["grant_id"])
+    row.user_id, row.department = data["user_id"], data["scope"][len(DEPARTMENT_SCOPE):]
+    session.add(row)
+
+
+@subscriptions.on(ROLE_REVOKED, purpose="people")
+def forget_officer(session: Session, event: Event) -> None:
+    session.execute(delete(DepartmentOfficer).where(DepartmentOfficer.grant_id == event.data["grant_id"]))

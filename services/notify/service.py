@@ -1,0 +1,54 @@
+"""notify: composition root."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import event
+
+from gridkit.crypto import DataKey
+from gridkit.service import Runtime, ServiceSpec
+
+from . import api
+from .config import NotifyConfig
+from .deliveries import delivery_loop
+from .events import catalogue
+from .handlers import subscriptions
+from .stream import Broadcaster
+from .tables import Base, inbox, outbox
+
+
+def setup(runtime: Runtime) -> None:
+    config = NotifyConfig.from_settings(runtime.settings)
+    broadcaster = Broadcaster(runtime.db, poll_seconds=config.poll_seconds)
+    deliveries_due = threading.Event()
+    runtime.extras.update(notify_config=config, sealer=DataKey.from_settings(runtime.settings),
+                          broadcaster=broadcaster, deliveries_due=deliveries_due)
+    # Handlers receive only a session: it carries the config they need.
+    runtime.db.sessions.configure(info={"notify_config": config})
+
+    def after_commit(session) -> None:
+        if session.info.pop("notices_written", False):
+            broadcaster.poke()  # streams in this process hear of it at once
+            deliveries_due.set()  # and the delivery loop, if it runs here
+
+    event.listen(runtime.db.sessions, "after_commit", after_commit)
+
+
+spec = ServiceSpec(
+    name="notify",
+    description="Who hears about what, over which channel: an in-app inbox with live push (SSE), "
+    "email over SMTP and an SMS gateway; templates in zh-CN and English; per-user preferences; "
+    "deliveries retried with backoff and dead-lettered as notify.delivery.failed.",
+    base=Base,
+    catalogue=catalogue,
+    blueprints=lambda: [api.blp],
+    migrations=Path(__file__).parent / "migrations",
+    port=8006,
+    outbox=outbox,
+    inbox=inbox,
+    subscriptions=subscriptions,
+    setup=setup,
+    background=[delivery_loop],
+)

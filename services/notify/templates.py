@@ -1,0 +1,127 @@
+"""One template per notice kind, in zh-CN (default) and English.
+
+Plain ``str.format`` templates with named fields taken from the event: case
+and petition numbers, steps, levels, deadlines, departments, the handler's
+result. Never names, phones or addresses (events carry none, and a notice
+says no more than its recipient may see).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from .rules import KINDS
+
+TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "case_offered": {
+        "zh-CN": ("新工单待认领 {ref}", "工单 {ref} 已派至您所在网格，请在 {claim_due} 前认领。"),
+        "en": ("New case to claim {ref}", "Case {ref} was offered to your grid; claim it before {claim_due}."),
+    },
+    "case_escalated": {
+        "zh-CN": ("工单已升级至{level} {ref}", "工单 {ref} 因{reason}已由{from_level}升级至{level}，请在 {claim_due} 前认领。"),
+        "en": ("Case escalated to {level} {ref}", "Case {ref} climbed from {from_level} to {level} ({reason}); claim it before {claim_due}."),
+    },
+    "case_opened": {
+        "zh-CN": ("诉求已受理 {ref}", "您的诉求已受理，工单号 {ref}，我们将尽快安排处理。"),
+        "en": ("Petition received {ref}", "Your petition was received as case {ref}; it will be handled soon."),
+    },
+    "case_claimed": {
+        "zh-CN": ("工单已认领 {ref}", "网格员已认领您的诉求（工单 {ref}），预计 {handle_due} 前办结。"),
+        "en": ("Case claimed {ref}", "A grid worker claimed your case {ref}; it is due by {handle_due}."),
+    },
+    "case_progressed": {
+        "zh-CN": ("办理进展 {ref}", "工单 {ref} 有新进展：{text}"),
+        "en": ("Progress on {ref}", "Case {ref} moved on: {text}"),
+    },
+    "case_resolved": {
+        "zh-CN": ("诉求已办结 {ref}", "工单 {ref} 已办结：{result}。请对办理结果进行评价。"),
+        "en": ("Case resolved {ref}", "Case {ref} was resolved: {result}. Please rate the result."),
+    },
+    "case_reopened": {
+        "zh-CN": ("工单已重新办理 {ref}", "根据您的意见，工单 {ref} 已重新办理。"),
+        "en": ("Case reopened {ref}", "Following your feedback, case {ref} is being handled again."),
+    },
+    "case_closed": {
+        "zh-CN": ("工单已归档 {ref}", "工单 {ref} 已归档（{outcome}）。感谢您的参与。"),
+        "en": ("Case closed {ref}", "Case {ref} is closed ({outcome}). Thank you."),
+    },
+    "petition_merged": {
+        "zh-CN": ("诉求已合并 {ref}", "您的诉求与相同问题合并办理（诉求 {into_ref}），办理进展将同步通知您。"),
+        "en": ("Petition merged {ref}", "Your petition is handled together with petition {into_ref}; you will hear of its progress."),
+    },
+    "petition_rated": {
+        "zh-CN": ("居民已评价 {ref}", "诉求 {ref} 的居民评价：{rating} 星。"),
+        "en": ("Resident rated {ref}", "The resident rated petition {ref}: {rating} of 5."),
+    },
+    "rework_requested": {
+        "zh-CN": ("不满意重办 {ref}", "居民对工单 {ref} 不满意，申请重办：{reason}"),
+        "en": ("Rework requested {ref}", "The resident is not satisfied with case {ref} and asks for rework: {reason}"),
+    },
+    "case_whistled": {
+        "zh-CN": ("吹哨报到 {ref}", "工单 {ref} 吹哨，请贵部门（{departments}）在 {report_in_due} 前报到。"),
+        "en": ("Whistle: report in {ref}", "Case {ref} was whistled for {departments}; report in before {report_in_due}."),
+    },
+    "deadline_approaching": {
+        "zh-CN": ("即将超时 {ref}", "工单 {ref} 的{step}环节将于 {due} 到期。"),
+        "en": ("Deadline approaching {ref}", "The {step} step of case {ref} is due at {due}."),
+    },
+    "deadline_missed": {
+        "zh-CN": ("已超时 {ref}", "工单 {ref} 的{step}环节已于 {due} 超时，请督办。"),
+        "en": ("Deadline missed {ref}", "The {step} step of case {ref} was due at {due} and is overdue; please follow up."),
+    },
+}
+
+LABELS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "grid": "网格", "community": "社区", "street": "街道", "county": "区县",
+        "approve": "审批", "claim": "认领", "handle": "办理", "report_in": "报到", "review": "审核",
+        "claim_deadline": "超时未认领", "handle_deadline": "超时未办结", "manual": "人工督办",
+        "rated": "已评价", "rating_timeout": "评价超时", "withdrawn": "已撤回", "merged": "已合并",
+        "on_spot": "现场办结", "photo": "已上传现场照片", "extension_approved": "办理期限已延长至 {handle_due}",
+    },
+    "en": {
+        "grid": "grid", "community": "community", "street": "street", "county": "county",
+        "approve": "approval", "claim": "claim", "handle": "handling", "report_in": "report-in",
+        "review": "review", "claim_deadline": "not claimed in time",
+        "handle_deadline": "not handled in time", "manual": "escalated by a supervisor",
+        "rated": "rated", "rating_timeout": "no rating in time", "withdrawn": "withdrawn",
+        "merged": "merged", "on_spot": "handled on the spot", "photo": "photos were added",
+        "extension_approved": "the deadline was extended to {handle_due}",
+    },
+}
+
+LABELLED = ("level", "from_level", "step", "reason", "outcome")
+WHEN = ("claim_due", "handle_due", "report_in_due", "due")
+DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
+def reference(identifier: str | None) -> str:
+    """A short, readable case/petition number (the first block of its id)."""
+    return (identifier or "").split("-", 1)[0][:12].upper()
+
+
+def render(kind: str, language: str, data: dict, *, tz: ZoneInfo = DEFAULT_TIMEZONE) -> tuple[str, str]:
+    """(title, body) of a notice of ``kind`` in ``language`` from the event's data."""
+    language = language if language in LABELS else "zh-CN"
+    labels = LABELS[language]
+    fields = {key: value for key, value in data.items() if isinstance(value, str | int | float)}
+    for key in WHEN:
+        if isinstance(data.get(key), datetime):
+            fields[key] = data[key].astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    for key in LABELLED:
+        if key in fields:
+            fields[key] = labels.get(fields[key], fields[key])
+    fields["ref"] = reference(data.get("case_id") or data.get("petition_id"))
+    fields["into_ref"] = reference(data.get("into_petition_id"))
+    fields["departments"] = "、".join(data.get("departments", [])) if language == "zh-CN" \
+        else ", ".join(data.get("departments", []))
+    if kind == "case_progressed" and not data.get("text"):
+        fields["text"] = labels.get(data.get("kind", ""), "").format_map(fields)
+    if kind == "petition_rated":
+        fields["ref"] = reference(data.get("petition_id"))
+    title, body = TEMPLATES[kind][language]
+    return title.format_map(fields)[:200], body.format_map(fields)
+
+
+assert set(TEMPLATES) == set(KINDS), "one template per notice kind"

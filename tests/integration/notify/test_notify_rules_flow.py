@@ -1,0 +1,124 @@
+"""Who hears what, end to end through notify's handlers on PostgreSQL."""
+
+import uuid
+
+from dispatch.events import (
+    CASE_ASSIGNED,
+    CASE_CLAIMED,
+    CASE_CLOSED,
+    CASE_ESCALATED,
+    CASE_OPENED,
+    CASE_PROGRESSED,
+    CASE_REOPENED,
+    CASE_RESOLVED,
+    CASE_WHISTLED,
+    DEADLINE_APPROACHING,
+    DEADLINE_MISSED,
+)
+from identity.events import ROLE_GRANTED, ROLE_REVOKED
+from intake.events import PETITION_MERGED, PETITION_RATED
+from notify.testing import case_data, feed, notice_count, notices_of, soon
+
+
+def kinds(runtime, user):
+    return [n.kind for n in notices_of(runtime, user)]
+
+
+def uid():
+    return str(uuid.uuid4())
+
+
+def test_a_case_offered_to_a_grid_reaches_each_offered_worker_inbox(notify_runtime):
+    workers = [uid(), uid()]
+    case = case_data()
+    feed(notify_runtime, CASE_ASSIGNED, case | {"offered_to": workers, "claim_due": soon(), "by": None})
+    for worker in workers:
+        [notice] = notices_of(notify_runtime, worker)
+        assert notice.kind == "case_offered" and notice.case_id == case["case_id"]
+        assert "认领" in notice.title and not notice.critical
+    assert kinds(notify_runtime, case["reporter_id"]) == []
+
+
+def test_an_escalated_case_reaches_the_supervisors_it_is_offered_to(notify_runtime):
+    supervisors = [uid()]
+    feed(notify_runtime, CASE_ESCALATED, case_data(level="community") | {
+        "from_level": "grid", "reason": "claim_deadline", "division_code": "DL-01-01",
+        "offered_to": supervisors, "claim_due": soon()})
+    [notice] = notices_of(notify_runtime, supervisors[0])
+    assert notice.kind == "case_escalated" and "社区" in notice.title and "超时未认领" in notice.body
+
+
+def test_the_resident_hears_of_every_step_of_their_case(notify_runtime):
+    case = case_data()
+    worker = uid()
+    feed(notify_runtime, CASE_OPENED, case | {"category": "water_leak", "catch_all": False,
+                                              "needs_approval": False, "approvers": []})
+    feed(notify_runtime, CASE_CLAIMED, case | {"by": worker, "claim_seconds": 12.5, "handle_due": soon(600)})
+    feed(notify_runtime, CASE_PROGRESSED, case | {"by": worker, "kind": "note", "text": "已联系物业维修",
+                                                  "handle_due": None})
+    feed(notify_runtime, CASE_PROGRESSED, case | {"by": worker, "kind": "extension_requested",
+                                                  "text": None, "handle_due": None})
+    feed(notify_runtime, CASE_RESOLVED, case | {"by": worker, "result": "水管已修好"})
+    feed(notify_runtime, CASE_REOPENED, case | {"reason": "仍然漏水"})
+    feed(notify_runtime, CASE_CLOSED, case | {"outcome": "rated", "rating": 5})
+    resident = notices_of(notify_runtime, case["reporter_id"])
+    assert [n.kind for n in resident] == ["case_opened", "case_claimed", "case_progressed", "case_resolved",
+                                          "case_reopened", "case_closed"]
+    assert "已联系物业维修" in resident[2].body and "水管已修好" in resident[3].body
+    # the handler hears of the rework the resident asked for; not of their own claim
+    assert kinds(notify_runtime, worker) == ["rework_requested"]
+
+
+def test_a_merged_reporter_hears_their_petition_now_follows_the_kept_one(notify_runtime):
+    reporter, kept = uid(), str(uuid.uuid4())
+    feed(notify_runtime, PETITION_MERGED, {"petition_id": str(uuid.uuid4()), "into_petition_id": kept,
+                                           "reporter_id": reporter, "by": uid(), "at": soon(0)})
+    [notice] = notices_of(notify_runtime, reporter)
+    assert notice.kind == "petition_merged" and kept.split("-")[0].upper() in notice.body
+
+
+def test_the_claimer_hears_the_residents_rating(notify_runtime):
+    case, worker = case_data(), uid()
+    feed(notify_runtime, CASE_CLAIMED, case | {"by": worker, "claim_seconds": 3.0, "handle_due": soon()})
+    feed(notify_runtime, PETITION_RATED, {"petition_id": case["petition_id"], "reporter_id": case["reporter_id"],
+                                          "rating": 4, "at": soon(0)})
+    [notice] = notices_of(notify_runtime, worker)
+    assert notice.kind == "petition_rated" and "4" in notice.body
+
+
+def test_a_whistle_reaches_every_officer_of_each_whistled_department_and_is_critical(notify_runtime):
+    police, police2, judicial, revoked, other = uid(), uid(), uid(), uid(), uid()
+    for grant_id, (user, scope) in enumerate([(police, "department:police"), (police2, "department:police"),
+                                              (judicial, "department:judicial"), (revoked, "department:police"),
+                                              (other, "department:market")], start=1):
+        feed(notify_runtime, ROLE_GRANTED, {"grant_id": grant_id, "user_id": user, "role": "dept_officer",
+                                            "scope": scope, "by": None})
+    feed(notify_runtime, ROLE_GRANTED, {"grant_id": 99, "user_id": other, "role": "grid_worker",
+                                        "scope": "department:police", "by": None})
+    feed(notify_runtime, ROLE_REVOKED, {"grant_id": 4, "user_id": revoked, "role": "dept_officer",
+                                        "scope": "department:police", "by": None})
+    feed(notify_runtime, CASE_WHISTLED, case_data(level="street") | {
+        "whistle_id": "w1", "departments": ["police", "judicial"], "report_in_due": soon(120), "by": uid()})
+    for officer in (police, police2, judicial):
+        [notice] = notices_of(notify_runtime, officer)
+        assert notice.kind == "case_whistled" and notice.critical and "police、judicial" in notice.body
+    assert kinds(notify_runtime, revoked) == [] and kinds(notify_runtime, other) == []
+
+
+def test_a_missed_deadline_reaches_the_supervisors_named_and_is_critical(notify_runtime):
+    holder, supervisor = uid(), uid()
+    deadline = {"step": "handle", "due": soon(-5), "department": None, "notify": [holder, supervisor]}
+    feed(notify_runtime, DEADLINE_APPROACHING, case_data() | deadline | {"notify": [holder]})
+    feed(notify_runtime, DEADLINE_MISSED, case_data() | deadline)
+    assert kinds(notify_runtime, holder) == ["deadline_approaching", "deadline_missed"]
+    [missed] = notices_of(notify_runtime, supervisor)
+    assert missed.kind == "deadline_missed" and missed.critical and "办理" in missed.body
+
+
+def test_a_redelivered_event_writes_no_second_notice(notify_runtime):
+    worker = uid()
+    data = case_data() | {"offered_to": [worker], "claim_due": soon(), "by": None}
+    envelope = feed(notify_runtime, CASE_ASSIGNED, data)
+    feed(notify_runtime, CASE_ASSIGNED, data, envelope=envelope)
+    feed(notify_runtime, CASE_ASSIGNED, data, envelope=envelope)
+    assert len(notices_of(notify_runtime, worker)) == 1 and notice_count(notify_runtime) == 1

@@ -1,0 +1,130 @@
+"""Live push over Server-Sent Events from a real HTTP server."""
+
+import json
+import queue
+import threading
+import time
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from dispatch.events import CASE_ASSIGNED
+from gridkit.config import Settings
+from gridkit.service import Runtime
+from notify.service import spec
+from notify.testing import case_data, feed, soon
+
+
+@pytest.fixture
+def notify_runtime(make_runtime, channel_settings):
+    # Short heartbeats: a client that hangs up is noticed at the next write.
+    return make_runtime(spec, db="postgres", extra=channel_settings | {"GRIDGOV_NOTIFY_HEARTBEAT_SECONDS": "0.2"})
+
+
+@pytest.fixture
+def server(notify_runtime):
+    http = make_server("127.0.0.1", 0, notify_runtime.app(), threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+
+
+class StreamReader:
+    """Reads an SSE response in a thread; events land in a queue with their arrival time."""
+
+    def __init__(self, url, headers):
+        self.events: queue.Queue = queue.Queue()
+        self.comments: list[str] = []
+        self.response = requests.get(url, headers=headers, stream=True, timeout=10)
+        self.connected = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self.connected.wait(5), "stream never opened"
+
+    def _read(self):
+        try:
+            self._parse()
+        except Exception:  # noqa: BLE001 - the test hung up
+            pass
+
+    def _parse(self):
+        fields = {}
+        for line in self.response.iter_lines(decode_unicode=True):
+            if line.startswith(":"):
+                self.comments.append(line)
+                self.connected.set()
+            elif line == "":
+                if "data" in fields:
+                    self.events.put((time.monotonic(), fields))
+                fields = {}
+            else:
+                key, _, value = line.partition(": ")
+                fields[key] = value
+
+    def next(self, timeout=3.0):
+        arrived, fields = self.events.get(timeout=timeout)
+        return arrived, fields["event"], int(fields["id"]), json.loads(fields["data"])
+
+
+def offer(runtime, worker):
+    return feed(runtime, CASE_ASSIGNED, case_data() | {"offered_to": [worker], "claim_due": soon(), "by": None})
+
+
+def test_a_connected_worker_receives_an_offer_within_a_second(server, notify_runtime, person):
+    worker, headers = person()
+    stream = StreamReader(f"{server}/me/notifications/stream", headers)
+    assert stream.response.headers["Content-Type"].startswith("text/event-stream")
+    offer(notify_runtime, worker)
+    handled = time.monotonic()
+    arrived, event, event_id, notice = stream.next()
+    assert event == "notice" and notice["kind"] == "case_offered" and notice["id"] == event_id
+    assert arrived - handled < 1.0
+    stream.response.close()
+
+
+def test_a_notice_written_by_another_process_reaches_the_stream_within_a_second(
+        server, notify_runtime, person, tokens):
+    # A second runtime on the same database stands for the worker process: no
+    # in-process wake-up reaches this server's broadcaster, only its poll.
+    other = Runtime.build(spec, Settings(service="notify", database_url=notify_runtime.settings.database_url,
+                                         bus_url=notify_runtime.settings.bus_url,
+                                         data_dir=notify_runtime.settings.data_dir),
+                          verifier=tokens.verifier())
+    try:
+        worker, headers = person()
+        stream = StreamReader(f"{server}/me/notifications/stream", headers)
+        offer(other, worker)
+        handled = time.monotonic()
+        arrived, _, _, notice = stream.next()
+        assert notice["kind"] == "case_offered" and arrived - handled < 1.0
+        stream.response.close()
+    finally:
+        other.db.dispose()
+
+
+def test_a_stream_sends_only_its_own_users_notices_and_resumes_after_last_event_id(
+        server, notify_runtime, person):
+    worker, headers = person()
+    other, _ = person()
+    stream = StreamReader(f"{server}/me/notifications/stream", headers)
+    offer(notify_runtime, other)
+    offer(notify_runtime, worker)
+    _, _, first_id, _ = stream.next()
+    with pytest.raises(queue.Empty):
+        stream.next(timeout=0.5)
+    stream.response.close()
+    offer(notify_runtime, worker)  # while disconnected
+    resumed = StreamReader(f"{server}/me/notifications/stream", headers | {"Last-Event-ID": str(first_id)})
+    _, _, missed_id, _ = resumed.next()
+    assert missed_id > first_id
+    resumed.response.close()
+
+
+def test_an_idle_stream_sends_heartbeats_and_ends_so_the_client_reconnects(make_runtime, channel_settings,
+                                                                           person, tokens):
+    runtime = make_runtime(spec, db="postgres", extra=channel_settings | {
+        "GRIDGOV_NOTIFY_STREAM_SECONDS": "1.2", "GRIDGOV_NOTIFY_HEARTBEAT_SECONDS": "0.3"})
+    client = runtime.app(testing=True).test_client()
+    response = client.get("/me/notifications/stream", headers=tokens.header(("resident", "county")))
+    body = response.get_data(as_text=True)  # returns once the stream's lifetime is over
+    assert body.startswith("retry: 3000") and body.count(": heartbeat") >= 2

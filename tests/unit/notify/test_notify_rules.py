@@ -1,0 +1,117 @@
+"""The rules, templates and helpers of notify, without servers."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dispatch.events import CASE_CLAIMED, CASE_REOPENED, CASE_WHISTLED
+from gridkit.crypto import DataKey, mask_phone
+from intake.events import PETITION_RATED
+from notify import rules, templates
+from notify.api import mask_email
+from notify.config import NotifyConfig
+from notify.deliveries import backoff
+
+AT = datetime(2025, 3, 1, 1, 30, tzinfo=UTC)
+
+
+class Directory(rules.Directory):
+    def officers_of(self, department):
+        return {"police": ["p1", "p2"], "judicial": ["j1", "p2"]}.get(department, [])
+
+    def handler_of_case(self, case_id):
+        return "worker-1"
+
+    def handler_of_petition(self, petition_id):
+        return "worker-1"
+
+
+def case(**extra):
+    return {"case_id": "5f0c1a2b-0000", "petition_id": "9a8b7c6d-1111", "reporter_id": "resident-1",
+            "network": "security", "grid_id": 7, "level": "grid", "at": AT} | extra
+
+
+def test_whistled_officers_of_every_department_each_hear_once_and_it_is_critical():
+    addressed = rules.address(CASE_WHISTLED.type, case(departments=["police", "judicial"], by="admin"),
+                              Directory())
+    assert [(a.recipient_id, a.kind, a.critical) for a in addressed] == [
+        ("p1", "case_whistled", True), ("p2", "case_whistled", True), ("j1", "case_whistled", True)]
+
+
+def test_nobody_is_told_of_their_own_action():
+    assert rules.address(CASE_CLAIMED.type, case(reporter_id="w", by="w"), Directory()) == []
+
+
+def test_a_reopened_case_reaches_the_resident_and_the_handler():
+    addressed = rules.address(CASE_REOPENED.type, case(reason="still leaking"), Directory())
+    assert {(a.recipient_id, a.kind) for a in addressed} == {("resident-1", "case_reopened"),
+                                                             ("worker-1", "rework_requested")}
+
+
+def test_a_rating_with_no_known_handler_reaches_nobody():
+    class Empty(Directory):
+        def handler_of_petition(self, petition_id):
+            return None
+
+    assert rules.address(PETITION_RATED.type, {"petition_id": "p", "reporter_id": "r", "rating": 5, "at": AT},
+                         Empty()) == []
+
+
+
+def test_a_muted_kind_goes_nowhere_outside_but_a_muted_critical_kind_still_goes():
+    prefs = rules.Preferences(muted_kinds=frozenset({"case_offered", "deadline_missed"}),
+                              channels={"email": True, "sms": True})
+    both = {"email", "sms"}
+    assert rules.channels_for("case_offered", prefs, both, both) == []
+    assert rules.channels_for("deadline_missed", prefs, both, both) == ["email", "sms"]
+    assert rules.channels_for("case_claimed", prefs, both, both) == ["email", "sms"]
+
+
+def test_channels_need_a_contact_a_configured_channel_and_the_users_consent():
+    prefs = rules.Preferences()  # email on, sms off by default
+    assert rules.channels_for("case_claimed", prefs, {"email", "sms"}, {"email", "sms"}) == ["email"]
+    assert rules.channels_for("case_claimed", prefs, {"sms"}, {"email", "sms"}) == []
+    assert rules.channels_for("deadline_missed", prefs, {"email", "sms"}, {"email"}) == ["email"]
+    assert rules.channels_for("deadline_missed", prefs, {"sms"}, {"email", "sms"}) == ["sms"]
+
+
+SAMPLE = case(offered_to=["w"], claim_due=AT, handle_due=AT, report_in_due=AT, due=AT, by="x",
+              from_level="grid", reason="claim_deadline", kind="photo", text=None, result="修好了",
+              outcome="rated", rating=5, departments=["police"], step="handle", into_petition_id="abcd-1",
+              whistle_id="w1", category="water_leak")
+
+
+@pytest.mark.parametrize("kind", rules.KINDS)
+@pytest.mark.parametrize("language", rules.LANGUAGES)
+def test_every_kind_renders_in_both_languages(kind, language):
+    title, body = templates.render(kind, language, SAMPLE)
+    assert title and body and "{" not in title + body and "None" not in body
+
+
+def test_times_are_shown_in_china_time_and_labels_in_the_users_language():
+    _, zh = templates.render("deadline_missed", "zh-CN", SAMPLE)
+    _, en = templates.render("deadline_missed", "en", SAMPLE)
+    assert "2025-03-01 09:30" in zh and "办理" in zh and "handling" in en and "5F0C1A2B" in en
+
+
+def test_contacts_are_masked_and_sealed_per_purpose():
+    assert mask_email("zhang.wei@example.cn") == "z***@example.cn"
+    assert mask_phone("13812345678") == "138****5678"
+    sealer = DataKey(b"k" * 32, "notify")
+    token = sealer.seal("13812345678", "contact.sms")
+    assert sealer.open(token, "contact.sms") == "13812345678" and "138" not in token
+    with pytest.raises(Exception):  # noqa: B017 - cryptography's InvalidTag
+        sealer.open(token, "contact.email")
+
+
+def test_retries_back_off_exponentially_up_to_an_hour():
+    config = NotifyConfig(retry_seconds=30)
+    waits = [backoff(config, n) for n in (1, 2, 3, 20)]
+    assert timedelta(seconds=27) <= waits[0] <= timedelta(seconds=33)
+    assert timedelta(seconds=54) <= waits[1] <= timedelta(seconds=66)
+    assert timedelta(seconds=108) <= waits[2] <= timedelta(seconds=132)
+    assert waits[3] <= timedelta(seconds=3960)
+
+
+def test_only_missed_deadlines_and_whistles_are_critical():
+    assert rules.CRITICAL_KINDS == {"deadline_missed", "case_whistled"}
