@@ -1,0 +1,38 @@
+"""intake's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gridkit.crypto import DataKey
+from gridkit.service import Runtime, ServiceSpec
+
+from . import api
+from .events import catalogue
+from .handlers import subscriptions
+from .photos import FilesystemPhotoStore
+from .places import Places
+from .tables import Base, inbox, outbox
+
+
+def setup(runtime: Runtime) -> None:
+    runtime.extras.setdefault("data_key", DataKey.from_settings(runtime.settings))
+    runtime.extras.setdefault("photos", FilesystemPhotoStore(Path(runtime.settings.data_dir) / "photos"))
+    runtime.extras.setdefault("places", Places())
+
+
+spec = ServiceSpec(
+    name="intake",
+    description="Petitions from every channel (app, hotline, mailbox, window, patrol), categories, "
+    "photos, duplicates (me too, merge), and the resident's own view: list, detail, timeline in "
+    "plain words, withdraw, rating and rework.",
+    base=Base,
+    catalogue=catalogue,
+    blueprints=lambda: [api.blp],
+    migrations=Path(__file__).parent / "migrations",
+    port=8003,
+    outbox=outbox,
+    inbox=inbox,
+    subscriptions=subscriptions,
+    setup=setup,
+)
