@@ -1,0 +1,653 @@
+"""The service layer: every command on a case, from the HTTP door, the event
+door or the sweep. Each runs in the caller's transaction, checks the rules in
+domain.py, writes the change, its transition and its events together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from gridkit.auth import Principal
+
+from . import domain
+from .domain import (
+    AWAITING_APPROVAL,
+    CLAIMED,
+    CLOSED,
+    OFFERED,
+    REOPENED,
+    RESOLVED,
+    RETURNED,
+    REVIEWING,
+    NotPermitted,
+    Refused,
+    aware,
+    due_after,
+    require,
+)
+from .events import (
+    CASE_ASSIGNED,
+    CASE_CLAIMED,
+    CASE_CLOSED,
+    CASE_ESCALATED,
+    CASE_OPENED,
+    CASE_PROGRESSED,
+    CASE_REOPENED,
+    CASE_REPORTED_IN,
+    CASE_RESOLVED,
+    CASE_WHISTLED,
+    DEADLINE_APPROACHING,
+    DEADLINE_MISSED,
+)
+from .projection import Snapshot, people_on_rung
+from .tables import (
+    Case,
+    CommunitySettings,
+    Consultation,
+    Extension,
+    Note,
+    Offer,
+    Summons,
+    Transition,
+    Whistle,
+    outbox,
+)
+
+log = logging.getLogger(__name__)
+
+# Bounded labels only (never case or user ids).
+CLAIMS = Counter("gridgov_dispatch_claims_total", "Claim attempts by outcome", ["outcome"])
+ESCALATIONS = Counter("gridgov_dispatch_escalations_total", "Cases that climbed the ladder",
+                      ["reason", "level"])
+DEADLINES_MISSED = Counter("gridgov_dispatch_deadlines_missed_total", "Deadlines missed by step", ["step"])
+
+DEFAULT_RATING_DAYS = 7
+
+
+# --------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------
+
+
+def divisions(case: Case) -> dict[str, str | None]:
+    return {"community": case.community, "street": case.street, "county": case.county}
+
+
+def place(snapshot: Snapshot, case: Case, session: Session) -> domain.Place:
+    departments = tuple(session.execute(select(Summons.department).where(Summons.case_id == case.id)).scalars())
+    return domain.Place(snapshot.chain(case.grid_id),
+                        tuple(code for code in (case.community, case.street, case.county) if code),
+                        departments)
+
+
+def offered_to(session: Session, case: Case) -> list[str]:
+    return sorted(session.execute(select(Offer.user_id).where(Offer.case_id == case.id)).scalars())
+
+
+def event_base(case: Case, now: datetime) -> dict:
+    return {"case_id": case.id, "petition_id": case.petition_id, "reporter_id": case.reporter_id,
+            "network": case.network, "grid_id": case.grid_id, "level": case.level, "at": now}
+
+
+def record(session: Session, event_type, case: Case, now: datetime, **data) -> None:
+    outbox.record(session, event_type, event_base(case, now) | data, subject=case.id)
+
+
+def move(session: Session, case: Case, to: str, *, action: str, by: str | None, now: datetime,
+         reason: str | None = None) -> None:
+    """Change the state and record the transition (who, when, from, to, why)."""
+    session.add(Transition(case_id=case.id, at=now, by=by, action=action, from_state=case.state,
+                           to_state=to, level=case.level, reason=reason))
+    case.state = to
+
+
+def start_step(case: Case, step: str | None, now: datetime, hours: float | None = None) -> None:
+    """Start the clock of a step (approve, claim, handle); None stops it."""
+    case.step, case.step_started_at, case.step_missed, case.warned = step, now, False, False
+    if step is None or hours is None:
+        case.step_due_at = case.yellow_at = None
+        return
+    case.step_due_at = due_after(now, hours, case.working_hours)
+    case.yellow_at = domain.warn_at(now, case.step_due_at, case.working_hours)
+
+
+def uuid7(now: datetime) -> str:
+    """A time-ordered UUID (RFC 9562 v7): cases sort by opening time by id alone."""
+    value = (int(now.timestamp() * 1000) & (2**48 - 1)) << 80 | uuid.uuid4().int & (2**80 - 1)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC variant
+    return str(uuid.UUID(int=value))
+
+
+def claim_hours(case: Case) -> float:
+    return case.claim_minutes / 60
+
+
+def load(session: Session, case_id: str, *, lock: bool = True) -> Case:
+    query = select(Case).where(Case.id == case_id)
+    case = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if case is None:
+        raise LookupError(case_id)
+    return case
+
+
+def community_settings(session: Session, code: str | None) -> CommunitySettings:
+    found = session.get(CommunitySettings, code) if code else None
+    return found or CommunitySettings(division_code=code, approval_required=False, review_required=False)
+
+
+def is_handler(actor: Principal, case: Case) -> bool:
+    return case.claimed_by == actor.subject
+
+
+# --------------------------------------------------------------------------
+# opening and routing
+# --------------------------------------------------------------------------
+
+
+def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetime) -> Case | None:
+    """One case per petition: route the place to the deepest grid of the petition's
+    network, or to the county's catch-all queue; offer it or wait for approval."""
+    if session.execute(select(Case.id).where(Case.petition_id == petition["petition_id"])).first():
+        return None  # the same petition again (a replay under a new event id): one case
+    lon, lat = petition["place"]["lon"], petition["place"]["lat"]
+    grid = snapshot.grid_at(petition["network"], lon, lat)
+    codes = snapshot.divisions_of(grid, lon, lat)
+    settings = community_settings(session, codes.get("community"))
+    case = Case(
+        id=uuid7(now), petition_id=petition["petition_id"], reporter_id=petition["reporter_id"],
+        anonymous=petition["anonymous"],
+        category=petition["category"], network=petition["network"], channel=petition["channel"],
+        lon=lon, lat=lat, grid_id=grid.id if grid else None, community=codes.get("community"),
+        street=codes.get("street"), county=codes.get("county"), catch_all=grid is None,
+        level="grid" if grid else "county", rung="grid_worker" if grid else "county_admin",
+        claim_minutes=petition["claim_minutes"], handle_hours=petition["handle_hours"],
+        working_hours=petition["working_hours"], review_required=bool(settings.review_required),
+        opened_at=now, state="routed", warned=False, step_missed=False, ever_overdue=False,
+    )
+    session.add(case)
+    session.flush()
+    needs_approval = bool(grid and settings.approval_required and not petition["closed_on_spot"])
+    approvers = dispatchers(session, case) if needs_approval else []
+    record(session, CASE_OPENED, case, now, category=case.category, catch_all=case.catch_all,
+           needs_approval=needs_approval, approvers=approvers)
+    if petition["closed_on_spot"]:
+        # 随手记, 发现即办: the patrolling grid worker already handled it.
+        case.claimed_by = petition.get("submitted_by")
+        case.claimed_at = case.resolved_at = case.closed_at = now
+        case.outcome, case.result = "on_spot", "closed on the spot"
+        move(session, case, CLOSED, action="close_on_spot", by=case.claimed_by, now=now,
+             reason="handled on the spot during patrol")
+        record(session, CASE_CLOSED, case, now, outcome="on_spot", rating=None)
+    elif needs_approval:
+        move(session, case, AWAITING_APPROVAL, action="route", by=None, now=now,
+             reason=f"community {case.community} approves before offering")
+        start_step(case, "approve", now, claim_hours(case))
+    else:
+        offer(session, case, case.rung, now, by=None, reason=(
+            f"routed to grid {case.grid_id}" if grid else "no grid of the network covers the place: catch-all queue"))
+    return case
+
+
+def dispatchers(session: Session, case: Case) -> list[str]:
+    """Who approves and re-dispatches: the community's admins (county admins for the catch-all)."""
+    admins = people_on_rung(session, "community_admin", case.grid_id, divisions(case)) if case.community else []
+    return admins or people_on_rung(session, "county_admin", None, {})
+
+
+def first_rung_with_people(session: Session, case: Case, start: str) -> tuple[str, list[str]]:
+    rungs = domain.RUNGS[domain.RUNGS.index(start):] if case.grid_id else ("county_admin",)
+    for rung in rungs:
+        people = people_on_rung(session, rung, case.grid_id, divisions(case))
+        if people:
+            return rung, people
+    return "county_admin", []  # nobody at all: it waits in the county queue, never lost
+
+
+def set_offer(session: Session, case: Case, rung: str, people: list[str], now: datetime) -> None:
+    session.execute(delete(Offer).where(Offer.case_id == case.id))
+    session.add_all(Offer(case_id=case.id, user_id=user) for user in people)
+    case.rung, case.level = rung, domain.LEVEL_OF_RUNG[rung]
+    start_step(case, "claim", now, claim_hours(case))
+    if case.first_offered_at is None:
+        case.first_offered_at, case.first_claim_due = now, case.step_due_at
+
+
+def offer(session: Session, case: Case, start: str, now: datetime, *, by: str | None,
+          reason: str | None = None) -> None:
+    rung, people = first_rung_with_people(session, case, start)
+    set_offer(session, case, rung, people, now)
+    move(session, case, OFFERED, action="offer", by=by, now=now,
+         reason=f"{reason + ': ' if reason else ''}offered to the {rung.replace('_', ' ')}s ({len(people)})")
+    record(session, CASE_ASSIGNED, case, now, offered_to=people, claim_due=case.step_due_at, by=by)
+
+
+# --------------------------------------------------------------------------
+# commands from staff (HTTP)
+# --------------------------------------------------------------------------
+
+
+def approve(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+            grid_id: int | None = None, reason: str | None = None) -> None:
+    """审批分配: the community's admin lets the case be offered (optionally to another grid)."""
+    require(domain.in_scope(actor, place(snapshot, case, session), ("community_admin", "county_admin")),
+            "only the community's admin (or a county admin) approves its cases")
+    domain.check("approve", case.state)
+    if grid_id is not None and grid_id != case.grid_id:
+        grid = snapshot.grids.get(grid_id)
+        if grid is None or grid.network != case.network:
+            raise Refused(f"grid {grid_id} is not a current grid of the {case.network} network")
+        codes = snapshot.divisions_of(grid, case.lon, case.lat)
+        case.grid_id, case.catch_all = grid.id, False
+        case.community, case.street, case.county = codes.get("community"), codes.get("street"), codes.get("county")
+    offer(session, case, "grid_worker" if case.grid_id else "county_admin", now, by=actor.subject,
+          reason=reason or "approved")
+
+
+def claim(session: Session, snapshot: Snapshot, case_id: str, actor: Principal, now: datetime) -> Case:
+    """秒认领: the first claim wins. The conditional UPDATE (state still 'offered')
+    makes concurrent claims yield exactly one winner; the rest get a 409."""
+    case = load(session, case_id, lock=False)
+    me = actor.subject
+    mine = me in offered_to(session, case)
+    head = case.grid_id is not None and (
+        me in people_on_rung(session, "grid_head", case.grid_id, {})
+        or domain.in_scope(actor, place(snapshot, case, session), ("grid_head",)))
+    if not (mine or head):
+        if case.state != OFFERED and may_see(session, snapshot, case, actor):
+            CLAIMS.labels("conflict").inc()
+            domain.check("claim", case.state)  # in my grid but no longer claimable: say why
+        CLAIMS.labels("forbidden").inc()
+        raise NotPermitted("this case is not offered to you: it is outside your grid")
+    try:
+        domain.check("claim", case.state)
+    except Refused:
+        CLAIMS.labels("conflict").inc()
+        raise
+    handle_due = due_after(now, case.handle_hours, case.working_hours)
+    won = session.execute(
+        update(Case).where(Case.id == case.id, Case.state == OFFERED)
+        .values(state=CLAIMED, claimed_by=me, claimed_at=now, step="handle", step_started_at=now,
+                step_due_at=handle_due, yellow_at=domain.warn_at(now, handle_due, case.working_hours),
+                warned=False, step_missed=False)
+        .execution_options(synchronize_session=False)).rowcount
+    if not won:
+        CLAIMS.labels("conflict").inc()
+        raise Refused("someone else claimed this case first", CLAIMED)
+    session.refresh(case)
+    session.add(Transition(case_id=case.id, at=now, by=me, action="claim", from_state=OFFERED,
+                           to_state=CLAIMED, level=case.level, reason=None))
+    seconds = (now - aware(case.first_offered_at or case.opened_at)).total_seconds()
+    record(session, CASE_CLAIMED, case, now, by=me, claim_seconds=seconds, handle_due=handle_due)
+    CLAIMS.labels("won").inc()
+    return case
+
+
+def note(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+         text: str, photos: list[str]) -> Note:
+    require(may_see(session, snapshot, case, actor), "this case is outside your scope")
+    domain.check("note", case.state)
+    entry = Note(case_id=case.id, by=actor.subject, at=now, text=text, photos=json.dumps(photos))
+    session.add(entry)
+    record(session, CASE_PROGRESSED, case, now, by=actor.subject, kind="photo" if photos and not text else "note",
+           text=text, handle_due=case.step_due_at if case.step == "handle" else None)
+    return entry
+
+
+def request_extension(session: Session, case: Case, actor: Principal, now: datetime, hours: int,
+                      reason: str) -> Extension:
+    require(is_handler(actor, case), "only the case's handler may ask for more time")
+    domain.check("request_extension", case.state)
+    if pending_extension(session, case):
+        raise Refused("an extension request is already waiting for a decision")
+    extension = Extension(case_id=case.id, requested_by=actor.subject, requested_at=now, hours=hours,
+                          reason=reason, decision="pending")
+    session.add(extension)
+    record(session, CASE_PROGRESSED, case, now, by=actor.subject, kind="extension_requested",
+           text=reason, handle_due=case.step_due_at)
+    return extension
+
+
+def pending_extension(session: Session, case: Case) -> Extension | None:
+    return session.execute(select(Extension).where(Extension.case_id == case.id,
+                                                   Extension.decision == "pending")).scalar_one_or_none()
+
+
+def decide_extension(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+                     approved: bool, comment: str | None) -> Extension:
+    """The level above the handler approves or refuses more time."""
+    require(not is_handler(actor, case) and domain.in_scope(actor, place(snapshot, case, session), domain.ADMINS),
+            "extensions are decided by an admin above the handler")
+    domain.check("decide_extension", case.state)
+    extension = pending_extension(session, case)
+    if extension is None:
+        raise Refused("no extension request is waiting for a decision")
+    extension.decision = "approved" if approved else "refused"
+    extension.decided_by, extension.decided_at, extension.comment = actor.subject, now, comment
+    if approved:
+        base = max(aware(case.step_due_at or now), now)
+        case.step_due_at = due_after(base, extension.hours, case.working_hours)
+        case.yellow_at = domain.warn_at(case.step_started_at, case.step_due_at, case.working_hours)
+        case.step_missed, case.warned = False, False
+    record(session, CASE_PROGRESSED, case, now, by=actor.subject,
+           kind="extension_approved" if approved else "extension_refused", text=comment,
+           handle_due=case.step_due_at)
+    return extension
+
+
+def return_case(session: Session, case: Case, actor: Principal, now: datetime, reason: str) -> None:
+    """Back to the dispatcher with a reason (not mine, wrong grid, needs a department…)."""
+    require(is_handler(actor, case), "only the case's handler may return it")
+    domain.check("return", case.state)
+    move(session, case, RETURNED, action="return", by=actor.subject, now=now, reason=reason)
+    case.claimed_by = None
+    session.execute(delete(Offer).where(Offer.case_id == case.id))
+    start_step(case, "approve", now, claim_hours(case))
+    record(session, CASE_PROGRESSED, case, now, by=actor.subject, kind="returned", text=reason, handle_due=None)
+
+
+def resolve(session: Session, case: Case, actor: Principal, now: datetime, result: str) -> None:
+    require(is_handler(actor, case), "only the case's handler may resolve it")
+    domain.check("resolve", case.state)
+    case.result = result
+    if community_settings(session, case.community).review_required or case.review_required:
+        move(session, case, REVIEWING, action="resolve", by=actor.subject, now=now,
+             reason="the community reviews before the resident is told")
+        start_step(case, "review", now, None)
+        return
+    finish(session, case, actor.subject, now)
+
+
+def finish(session: Session, case: Case, by: str, now: datetime) -> None:
+    move(session, case, RESOLVED, action="resolve", by=by, now=now, reason=case.result)
+    case.resolved_at = now
+    start_step(case, None, now)
+    record(session, CASE_RESOLVED, case, now, by=case.claimed_by or by, result=case.result or "")
+
+
+def review(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+           approved: bool, comment: str | None) -> None:
+    require(domain.in_scope(actor, place(snapshot, case, session), ("community_admin", "county_admin")),
+            "only the community's admin reviews its cases")
+    domain.check("review", case.state)
+    if approved:
+        finish(session, case, actor.subject, now)
+        return
+    move(session, case, CLAIMED, action="review", by=actor.subject, now=now,
+         reason=comment or "review refused: more work needed")
+    start_step(case, "handle", now, case.handle_hours)
+
+
+# --------------------------------------------------------------------------
+# 吹哨报到, 会商, 赋分
+# --------------------------------------------------------------------------
+
+
+def whistle(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+            departments: list[str], report_in_hours: int, reason: str | None) -> Whistle:
+    require(domain.in_scope(actor, place(snapshot, case, session), domain.ADMINS),
+            "only the street's or community's admins blow the whistle on its cases")
+    domain.check("whistle", case.state)
+    due = due_after(now, report_in_hours, case.working_hours)
+    blown = Whistle(id=str(uuid.uuid4()), case_id=case.id, by=actor.subject, at=now, report_in_due=due,
+                    reason=reason)
+    session.add(blown)
+    session.flush()
+    session.add_all(Summons(whistle_id=blown.id, department=code, case_id=case.id, report_in_due=due,
+                            missed=False) for code in departments)
+    session.add(Transition(case_id=case.id, at=now, by=actor.subject, action="whistle",
+                           from_state=case.state, to_state=case.state, level=case.level,
+                           reason=f"whistled {', '.join(departments)}" + (f": {reason}" if reason else "")))
+    record(session, CASE_WHISTLED, case, now, whistle_id=blown.id, departments=departments,
+           report_in_due=due, by=actor.subject)
+    return blown
+
+
+def summons_for(session: Session, case: Case, whistle_id: str, actor: Principal,
+                department: str | None) -> Summons:
+    """The summons of the actor's department on this whistle."""
+    rows = session.execute(select(Summons).where(Summons.whistle_id == whistle_id, Summons.case_id == case.id)
+                           .with_for_update()).scalars().all()
+    if not rows:
+        raise LookupError(whistle_id)
+    mine = [s for s in rows if s.department in domain.departments_of(actor)
+            and (department is None or s.department == department)]
+    require(bool(mine), "only an officer of a whistled department may answer this whistle")
+    if len(mine) > 1:
+        raise Refused("you serve several whistled departments: name the department")
+    return mine[0]
+
+
+def report_in(session: Session, case: Case, whistle_id: str, actor: Principal, now: datetime,
+              department: str | None) -> Summons:
+    summons = summons_for(session, case, whistle_id, actor, department)
+    domain.check("report_in", case.state)
+    if summons.reported_in_at is not None:
+        raise Refused(f"{summons.department} already reported in")
+    summons.reported_in_at, summons.reported_by = now, actor.subject
+    summons.late = now > aware(summons.report_in_due)
+    record(session, CASE_REPORTED_IN, case, now, whistle_id=whistle_id, department=summons.department,
+           by=actor.subject, late=summons.late)
+    return summons
+
+
+def department_handling(session: Session, case: Case, whistle_id: str, actor: Principal, now: datetime,
+                        text: str, department: str | None) -> Summons:
+    summons = summons_for(session, case, whistle_id, actor, department)
+    domain.check("department_handling", case.state)
+    if summons.reported_in_at is None:
+        raise Refused(f"{summons.department} must report in before recording its handling")
+    summons.handling, summons.handled_at, summons.handled_by = text, now, actor.subject
+    return summons
+
+
+def consult(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+            held_on, attendees: list[str], decisions: list[dict]) -> Consultation:
+    require(domain.in_scope(actor, place(snapshot, case, session), domain.ADMINS),
+            "only the street's or community's admins record consultations on its cases")
+    domain.check("consult", case.state)
+    meeting = Consultation(case_id=case.id, held_on=held_on, attendees=json.dumps(attendees, ensure_ascii=False),
+                           decisions=json.dumps(decisions, ensure_ascii=False), recorded_by=actor.subject,
+                           recorded_at=now)
+    session.add(meeting)
+    return meeting
+
+
+def score(session: Session, snapshot: Snapshot, case: Case, whistle_id: str, actor: Principal, now: datetime,
+          department: str, value: int) -> Summons:
+    """吹哨满意度赋分: the grassroots score a department's response after the case is done."""
+    require(domain.in_scope(actor, place(snapshot, case, session), domain.ADMINS),
+            "only the street's or community's admins score departments on its cases")
+    summons = session.execute(select(Summons).where(Summons.whistle_id == whistle_id, Summons.case_id == case.id,
+                                                    Summons.department == department).with_for_update()
+                              ).scalar_one_or_none()
+    if summons is None:
+        raise LookupError(whistle_id)
+    domain.check("score", case.state)
+    if summons.score is not None:
+        raise Refused(f"{department} was already scored on this whistle")
+    summons.score, summons.scored_by, summons.scored_at = value, actor.subject, now
+    return summons
+
+
+def may_see(session: Session, snapshot: Snapshot, case: Case, actor: Principal) -> bool:
+    return domain.may_see(actor, place(snapshot, case, session),
+                          offered_to_me=actor.subject in offered_to(session, case),
+                          handled_by_me=is_handler(actor, case))
+
+
+# --------------------------------------------------------------------------
+# the resident's side (intake events)
+# --------------------------------------------------------------------------
+
+
+def by_petition(session: Session, petition_id: str) -> Case | None:
+    return session.execute(select(Case).where(Case.petition_id == petition_id).with_for_update()
+                           ).scalar_one_or_none()
+
+
+def close(session: Session, case: Case, outcome: str, now: datetime, *, by: str | None,
+          reason: str | None = None, rating: int | None = None) -> None:
+    move(session, case, CLOSED, action=outcome, by=by, now=now, reason=reason)
+    case.outcome, case.closed_at = outcome, now
+    if rating is not None:
+        case.rating = rating
+    start_step(case, None, now)
+    record(session, CASE_CLOSED, case, now, outcome=outcome, rating=rating)
+
+
+def ignore_refused(action: str, case: Case) -> bool:
+    """Events report facts we cannot refuse: a late one that no longer applies is logged, not retried."""
+    try:
+        domain.check(action, case.state)
+        return False
+    except Refused as exc:
+        log.warning("ignoring %s on case %s: %s", action, case.id, exc.reason)
+        return True
+
+
+def withdraw(session: Session, petition: dict, now: datetime) -> None:
+    case = by_petition(session, petition["petition_id"])
+    if case is None or ignore_refused("withdraw", case):
+        return
+    close(session, case, "withdrawn", now, by=petition["reporter_id"], reason="withdrawn by the resident")
+
+
+def merge(session: Session, petition: dict, now: datetime) -> None:
+    case = by_petition(session, petition["petition_id"])
+    if case is None or ignore_refused("merge", case):
+        return
+    close(session, case, "merged", now, by=petition["by"],
+          reason=f"merged into petition {petition['into_petition_id']}")
+
+
+def rate(session: Session, petition: dict, now: datetime) -> None:
+    case = by_petition(session, petition["petition_id"])
+    if case is None or ignore_refused("rate", case):
+        return
+    close(session, case, "rated", now, by=petition["reporter_id"], rating=petition["rating"],
+          reason=f"rated {petition['rating']}/5")
+
+
+def reopen(session: Session, petition: dict, now: datetime) -> None:
+    """不满意重办: rework goes back to the same handler, with a fresh handling clock."""
+    case = by_petition(session, petition["petition_id"])
+    if case is None or ignore_refused("reopen", case) or case.outcome in ("withdrawn", "merged", "on_spot"):
+        return
+    move(session, case, REOPENED, action="reopen", by=petition["reporter_id"], now=now, reason=petition["reason"])
+    case.outcome = case.closed_at = case.resolved_at = None
+    start_step(case, "handle", now, case.handle_hours)
+    record(session, CASE_REOPENED, case, now, reason=petition["reason"])
+
+
+# --------------------------------------------------------------------------
+# the sweep: reminders, escalation up the ladder, rating timeouts
+# --------------------------------------------------------------------------
+
+BATCH = 500
+
+
+def sweep(session: Session, now: datetime, *, rating_days: int = DEFAULT_RATING_DAYS) -> dict[str, int]:
+    """Everything time makes happen, for cases due by ``now``. Rows are taken with
+    SKIP LOCKED so several workers sweeping at once never act twice on a case."""
+    done = {"approaching": 0, "missed": 0, "escalated": 0, "report_in_missed": 0, "rating_timeout": 0}
+
+    def due(query):
+        return session.execute(query.with_for_update(skip_locked=True).limit(BATCH)).scalars().all()
+
+    for case in due(select(Case).where(Case.yellow_at <= now, Case.step_due_at > now, Case.warned.is_(False))):
+        case.warned = True
+        holders = [case.claimed_by] if case.step == "handle" and case.claimed_by else offered_to(session, case)
+        if case.step == "approve":
+            holders = dispatchers(session, case)
+        record(session, DEADLINE_APPROACHING, case, now, step=case.step, due=case.step_due_at,
+               department=None, notify=holders)
+        done["approaching"] += 1
+
+    for case in due(select(Case).where(Case.step_due_at <= now, Case.step_missed.is_(False))):
+        missed_deadline(session, case, now, done)
+
+    for summons in due(select(Summons).where(Summons.report_in_due <= now, Summons.reported_in_at.is_(None),
+                                             Summons.missed.is_(False))):
+        summons.missed = True
+        case = session.get(Case, summons.case_id)
+        blown = session.get(Whistle, summons.whistle_id)
+        officers = people_with_grant(session, "dept_officer", f"department:{summons.department}")
+        record(session, DEADLINE_MISSED, case, now, step="report_in", due=summons.report_in_due,
+               department=summons.department, notify=sorted({*officers, blown.by}))
+        DEADLINES_MISSED.labels("report_in").inc()
+        done["report_in_missed"] += 1
+
+    cutoff = now - timedelta(days=rating_days)
+    for case in due(select(Case).where(Case.state == RESOLVED, Case.resolved_at <= cutoff)):
+        close(session, case, "rating_timeout", now, by=None, reason=f"no rating within {rating_days} days")
+        done["rating_timeout"] += 1
+    return done
+
+
+def people_with_grant(session: Session, role: str, scope: str) -> list[str]:
+    from .projection import granted
+
+    return granted(session, role, scope)
+
+
+def missed_deadline(session: Session, case: Case, now: datetime, done: dict[str, int]) -> None:
+    """Red light. Unclaimed: re-offer one rung up (grid head, then community, street,
+    county admins). Being handled: the supervisors one level up are told."""
+    case.step_missed, case.ever_overdue = True, True
+    step, due_at = case.step, case.step_due_at
+    DEADLINES_MISSED.labels(step or "none").inc()
+    done["missed"] += 1
+    if case.state == OFFERED and case.rung != "county_admin":
+        from_level, next_rung = case.level, domain.RUNGS[domain.RUNGS.index(case.rung) + 1]
+        rung, people = first_rung_with_people(session, case, next_rung)
+        set_offer(session, case, rung, people, now)
+        session.add(Transition(case_id=case.id, at=now, by=None, action="escalate", from_state=OFFERED,
+                               to_state=OFFERED, level=case.level,
+                               reason=f"unclaimed past the claim deadline: offered to the {rung.replace('_', ' ')}s"))
+        record(session, DEADLINE_MISSED, case, now, step="claim", due=due_at, department=None, notify=people)
+        record(session, CASE_ESCALATED, case, now, from_level=from_level, reason="claim_deadline",
+               division_code=division_at(case, case.level), offered_to=people, claim_due=case.step_due_at)
+        ESCALATIONS.labels("claim_deadline", case.level).inc()
+        done["escalated"] += 1
+        return
+    if case.state in (CLAIMED, REOPENED) and step == "handle":
+        from_level = case.level
+        case.level = domain.next_level(case.level)
+        supervisors = supervisors_at(session, case, case.level)
+        session.add(Transition(case_id=case.id, at=now, by=None, action="escalate", from_state=case.state,
+                               to_state=case.state, level=case.level,
+                               reason=f"handling deadline missed: supervised at {case.level} level"))
+        record(session, DEADLINE_MISSED, case, now, step="handle", due=due_at, department=None,
+               notify=sorted({*supervisors, *([case.claimed_by] if case.claimed_by else [])}))
+        record(session, CASE_ESCALATED, case, now, from_level=from_level, reason="handle_deadline",
+               division_code=division_at(case, case.level), offered_to=[], claim_due=due_at)
+        ESCALATIONS.labels("handle_deadline", case.level).inc()
+        done["escalated"] += 1
+        return
+    # awaiting approval / returned (the dispatcher is late), or the top of the ladder
+    notify = dispatchers(session, case) if case.state in (AWAITING_APPROVAL, RETURNED) else offered_to(session, case)
+    if case.state in (AWAITING_APPROVAL, RETURNED) and case.street:
+        notify = sorted({*notify, *people_on_rung(session, "street_admin", case.grid_id, divisions(case))})
+    record(session, DEADLINE_MISSED, case, now, step=step if step in ("approve", "claim", "review") else "claim",
+           due=due_at, department=None, notify=notify)
+
+
+def division_at(case: Case, level: str) -> str | None:
+    return {"community": case.community, "street": case.street, "county": case.county}.get(level)
+
+
+def supervisors_at(session: Session, case: Case, level: str) -> list[str]:
+    rung = {"grid": "grid_head", "community": "community_admin", "street": "street_admin",
+            "county": "county_admin"}[level]
+    return people_on_rung(session, rung, case.grid_id, divisions(case))
+
+
+__all__ = ["sweep", "open_case", "claim", "approve", "CLOSED", "REVIEWING", "Refused", "NotPermitted"]
