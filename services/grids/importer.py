@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from . import domain, geometry
 from .events import (
     BUILDING_CREATED,
+    DIVISION_CREATED,
     GRID_CREATED,
     GRID_REDRAWN,
     NETWORK_CREATED,
@@ -417,8 +418,15 @@ def import_county(runtime, county, user_id_of: Callable[[str], str | None] | Non
                 rows = [{"code": d["code"], "name": d["name"], "kind": kind,
                          "parent_id": ids.get(d["parent_code"]) if d["parent_code"] else None,
                          "boundary": json.dumps(d["boundary"], separators=(",", ":"))} for d in batch]
-                result = session.execute(insert(Division.__table__).returning(Division.__table__.c.id, sort_by_parameter_order=True), rows)
-                ids.update(zip([d["code"] for d in batch], result.scalars(), strict=True))
+                table = Division.__table__
+                new_ids = list(session.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+                ids.update(zip([d["code"] for d in batch], new_ids, strict=True))
+                # Intake and dispatch learn the county, streets and communities from these.
+                record_events(session, DIVISION_CREATED, [
+                    ({"id": i, "code": d["code"], "name": d["name"], "kind": kind,
+                      "parent_id": row["parent_id"], "boundary": d["boundary"]}, str(i))
+                    for i, d, row in zip(new_ids, batch, rows, strict=True)])
         ensure_networks(session, [(n["code"], n["name"]) for n in county.networks])
         bump_revision(session)
     summary["divisions"] = len(county.divisions)

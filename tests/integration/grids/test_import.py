@@ -168,3 +168,23 @@ def test_a_community_admin_imports_only_inside_their_subtree(client, admin, toke
     assert refused.status_code == 422
     assert "outside your scope" in refused.json["report"]["rejected"][0]["reasons"][0]
     assert east["id"]
+
+
+def test_importing_a_county_publishes_every_division_for_intake_and_dispatch(make_runtime):
+    import json as _json
+
+    from sqlalchemy import select as _select
+
+    from grids.demo import generate_county
+    from grids.importer import import_county
+    from grids.service import spec
+    from grids.tables import outbox
+
+    runtime = make_runtime(spec, db="postgres")
+    county = generate_county(seed=3, scale=0.01)
+    import_county(runtime, county)
+    with runtime.db.sessions() as session:
+        bodies = session.execute(_select(outbox.table.c.body).where(
+            outbox.table.c.routing_key == "grids.division.created.v1")).scalars().all()
+    published = {_json.loads(b)["data"]["code"] for b in bodies}
+    assert published == {d["code"] for d in county.divisions}
