@@ -51,12 +51,17 @@ def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
             identity_accounts.grant(session, user, s["role"], f"grid:{grid_id}", by=None)
 
     # A worker and a head of the first security grid can log in with the demo password.
-    first = next(s for s in county.staff if s["role"] == "grid_worker" and s["network"] == "security")
+    # Cases go to the deepest grid at a place: show a worker of a leaf grid.
+    grids_by_code = {(g["network"], g["code"]): g for g in county.grids}
+    parents = {(g["network"], g["parent_code"]) for g in county.grids if g["parent_code"]}
+    first = next(s for s in county.staff if s["role"] == "grid_worker" and s["network"] == "security"
+                 and ("security", s["grid_code"]) not in parents
+                 and grids_by_code[("security", s["grid_code"])]["kind"] == "regular")
     head = next(s for s in county.staff if s["role"] == "grid_head" and s["grid_code"] == first["grid_code"])
     with identity.db.transaction() as session:
         for s in (first, head):
             identity_accounts.set_password(session, session.get(User, user_ids[s["key"]]), DEMO_PASSWORD)
-    community = first["grid_code"].split("-", 1)[1].rsplit("-", 1)[0]  # security-DL-01-01-001 → DL-01-01
+    community = grids_by_code[("security", first["grid_code"])]["division_code"]
     identity_demo.seed(identity, [RESIDENT, {
         "username": "community", "name": "社区管理员", "kind": "staff", "password": DEMO_PASSWORD,
         "grants": [("community_admin", f"division:{community}")]}])

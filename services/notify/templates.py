@@ -97,8 +97,10 @@ DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 def reference(identifier: str | None) -> str:
-    """A short, readable case/petition number (the first block of its id)."""
-    return (identifier or "").split("-", 1)[0][:12].upper()
+    """A short, readable case/petition number: the last 8 hex digits of its id.
+    (The first block of a time-ordered UUIDv7 is a timestamp, shared by every
+    case opened within the same minute; the tail is random.)"""
+    return (identifier or "").replace("-", "")[-8:].upper()
 
 
 def render(kind: str, language: str, data: dict, *, tz: ZoneInfo = DEFAULT_TIMEZONE) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from dispatch.events import (
 )
 from identity.events import ROLE_GRANTED, ROLE_REVOKED
 from intake.events import PETITION_MERGED, PETITION_RATED
+from notify.templates import reference
 from notify.testing import case_data, feed, notice_count, notices_of, soon
 
 
@@ -74,7 +75,7 @@ def test_a_merged_reporter_hears_their_petition_now_follows_the_kept_one(notify_
     feed(notify_runtime, PETITION_MERGED, {"petition_id": str(uuid.uuid4()), "into_petition_id": kept,
                                            "reporter_id": reporter, "by": uid(), "at": soon(0)})
     [notice] = notices_of(notify_runtime, reporter)
-    assert notice.kind == "petition_merged" and kept.split("-")[0].upper() in notice.body
+    assert notice.kind == "petition_merged" and reference(kept) in notice.body
 
 
 def test_the_claimer_hears_the_residents_rating(notify_runtime):

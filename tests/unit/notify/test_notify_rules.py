@@ -91,7 +91,8 @@ def test_every_kind_renders_in_both_languages(kind, language):
 def test_times_are_shown_in_china_time_and_labels_in_the_users_language():
     _, zh = templates.render("deadline_missed", "zh-CN", SAMPLE)
     _, en = templates.render("deadline_missed", "en", SAMPLE)
-    assert "2025-03-01 09:30" in zh and "办理" in zh and "handling" in en and "5F0C1A2B" in en
+    assert "2025-03-01 09:30" in zh and "办理" in zh and "handling" in en
+    assert templates.reference(SAMPLE["case_id"]) in en
 
 
 def test_contacts_are_masked_and_sealed_per_purpose():
@@ -115,3 +116,11 @@ def test_retries_back_off_exponentially_up_to_an_hour():
 
 def test_only_missed_deadlines_and_whistles_are_critical():
     assert rules.CRITICAL_KINDS == {"deadline_missed", "case_whistled"}
+
+
+def test_two_cases_opened_in_the_same_minute_get_different_numbers():
+    from notify.templates import reference
+
+    first, second = "019a2b3c-4d5e-7f00-8a1b-2c3d4e5f6a7b", "019a2b3c-4d5e-7f00-9c8d-7e6f5a4b3c2d"
+    assert reference(first) != reference(second)
+    assert reference(first) == "4E5F6A7B"
