@@ -33,6 +33,8 @@ def test_the_embedded_platform_starts_with_a_demo_county_and_answers(tmp_path):
                 return proc.poll() is not None
         wait_for(up, timeout=120, interval=0.5, message="the embedded platform")
         assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+        wait_for(lambda: "Press Ctrl+C" in (tmp_path / "run.log").read_text(), timeout=30,
+                 message="the banner")
         banner = (tmp_path / "run.log").read_text()
         assert "Demo accounts" in banner and "13800000001" in banner
 
