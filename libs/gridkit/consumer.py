@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -145,6 +146,16 @@ class Worker(ConsumerProducerMixin):
                 prefetch_count=self.prefetch, accept=[CONTENT_TYPE, "application/json"],
             ))
         return consumers
+
+    @contextmanager
+    def establish_connection(self):
+        # kombu's default waits 2, 4, 6 … up to 30 s between attempts; after a broker
+        # restart that delay adds up hop by hop along a chain of services. Retry
+        # every 0.5–3 s instead: connecting is cheap, waiting is what residents feel.
+        with self.create_connection() as conn:
+            conn.ensure_connection(self.on_connection_error, self.connect_max_retries,
+                                   interval_start=0.5, interval_step=0.5, interval_max=3)
+            yield conn
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         self.ready.set()

@@ -253,9 +253,11 @@ class Relay:
                 if not busy:
                     PENDING.labels(self.service).set(0)
             except BusUnavailable as exc:
+                # Short retries: each connect attempt is bounded, and a long wait
+                # here delays every event behind it once the broker is back.
                 log.warning("bus unavailable, outbox keeps the events: %s", exc)
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+                backoff = min(backoff * 2, 3)
                 continue
             except Exception:  # database down or similar: keep the relay alive
                 log.exception("relay batch failed")
