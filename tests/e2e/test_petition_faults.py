@@ -23,10 +23,10 @@ from sqlalchemy import text
 
 from gridkit.db import Database
 from gridkit.processes import ROOT, start_platform
+from gridkit.rabbitnode import PrivateRabbit
 from gridkit.testkit import wait_for
 
 from .conftest import DATA_KEY
-from .private_rabbit import PrivateRabbit
 from .reconcile import reconcile
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
