@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
+import uuid
 
 import pytest
 from ledger_service import applied_counts, outbox_status, reconcile, record_entries
 from sqlalchemy import func, select
 
+from gridkit.rabbitnode import PrivateRabbit
 from gridkit.testkit import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+@pytest.fixture(scope="module")
+def rabbit():
+    """A RabbitMQ node of this test's own: restarting it disturbs nobody else."""
+    with PrivateRabbit.started(name=f"gridgov-restart-{uuid.uuid4().hex[:8]}") as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def amqp_url(rabbit):
+    return rabbit.url
 
 
 def failed_attempts(runtime) -> int:
@@ -25,7 +34,7 @@ def failed_attempts(runtime) -> int:
 
 
 def test_a_broker_restart_while_publishing_loses_nothing_and_applies_nothing_twice(
-        ledger, effects, start_worker, wiretap):
+        rabbit, ledger, effects, start_worker, wiretap):
     _, outcomes = start_worker(effects)
     relay = ledger.relay(batch_size=50, poll_interval=0.2)
     relay_thread = threading.Thread(target=relay.run_forever, daemon=True)
@@ -43,11 +52,11 @@ def test_a_broker_restart_while_publishing_loses_nothing_and_applies_nothing_twi
     recorder.start()
     try:
         wait_for(lambda: outbox_status(ledger.db).get("sent", 0) >= 300, message="publishing under way")
-        rabbitmqctl("stop_app")
+        rabbit.ctl("stop_app")
         wait_for(lambda: failed_attempts(ledger) > 0, message="the relay to fail while the broker is down")
     finally:
-        rabbitmqctl("start_app")
-        rabbitmqctl("await_startup")
+        rabbit.ctl("start_app")
+        rabbit.ctl("await_startup")
         broker_back.set()
     recorder.join(timeout=120)
     try:
