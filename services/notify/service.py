@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from gridkit.crypto import DataKey
 from gridkit.service import Runtime, ServiceSpec
@@ -15,7 +15,7 @@ from .config import NotifyConfig
 from .deliveries import delivery_loop
 from .events import catalogue
 from .handlers import subscriptions
-from .stream import Broadcaster
+from .stream import NOTICES_CHANNEL, Broadcaster
 from .tables import Base, inbox, outbox
 
 
@@ -28,11 +28,18 @@ def setup(runtime: Runtime) -> None:
     # Handlers receive only a session: it carries the config they need.
     runtime.db.sessions.configure(info={"notify_config": config})
 
+    def before_commit(session) -> None:
+        if session.info.get("notices_written") and not runtime.db.is_sqlite:
+            # Delivered at commit to every other process's broadcaster (LISTEN): the
+            # worker writes the notices, gunicorn's workers serve the streams.
+            session.execute(text(f"NOTIFY {NOTICES_CHANNEL}"))
+
     def after_commit(session) -> None:
         if session.info.pop("notices_written", False):
             broadcaster.poke()  # streams in this process hear of it at once
             deliveries_due.set()  # and the delivery loop, if it runs here
 
+    event.listen(runtime.db.sessions, "before_commit", before_commit)
     event.listen(runtime.db.sessions, "after_commit", after_commit)
 
 
