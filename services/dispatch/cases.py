@@ -130,6 +130,11 @@ def claim_hours(case: Case) -> float:
     return case.claim_minutes / 60
 
 
+def handle_hours(case: Case) -> float:
+    """The category's handling time: minutes when it gives them (urgent categories), else hours."""
+    return case.handle_minutes / 60 if case.handle_minutes else case.handle_hours
+
+
 def load(session: Session, case_id: str, *, lock: bool = True) -> Case:
     query = select(Case).where(Case.id == case_id)
     case = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
@@ -169,6 +174,7 @@ def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetim
         street=codes.get("street"), county=codes.get("county"), catch_all=grid is None,
         level="grid" if grid else "county", rung="grid_worker" if grid else "county_admin",
         claim_minutes=petition["claim_minutes"], handle_hours=petition["handle_hours"],
+        handle_minutes=petition.get("handle_minutes"),
         working_hours=petition["working_hours"], review_required=bool(settings.review_required),
         opened_at=now, state="routed", warned=False, step_missed=False, ever_overdue=False,
     )
@@ -271,7 +277,7 @@ def claim(session: Session, snapshot: Snapshot, case_id: str, actor: Principal, 
     except Refused:
         CLAIMS.labels("conflict").inc()
         raise
-    handle_due = due_after(now, case.handle_hours, case.working_hours)
+    handle_due = due_after(now, handle_hours(case), case.working_hours)
     won = session.execute(
         update(Case).where(Case.id == case.id, Case.state == OFFERED)
         .values(state=CLAIMED, claimed_by=me, claimed_at=now, step="handle", step_started_at=now,
@@ -382,7 +388,7 @@ def review(session: Session, snapshot: Snapshot, case: Case, actor: Principal, n
         return
     move(session, case, CLAIMED, action="review", by=actor.subject, now=now,
          reason=comment or "review refused: more work needed")
-    start_step(case, "handle", now, case.handle_hours)
+    start_step(case, "handle", now, handle_hours(case))
 
 
 # --------------------------------------------------------------------------
@@ -543,7 +549,7 @@ def reopen(session: Session, petition: dict, now: datetime) -> None:
         return
     move(session, case, REOPENED, action="reopen", by=petition["reporter_id"], now=now, reason=petition["reason"])
     case.outcome = case.closed_at = case.resolved_at = None
-    start_step(case, "handle", now, case.handle_hours)
+    start_step(case, "handle", now, handle_hours(case))
     record(session, CASE_REOPENED, case, now, reason=petition["reason"])
 
 

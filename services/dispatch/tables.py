@@ -134,6 +134,7 @@ class Case(Base):
     # deadlines as the category set them
     claim_minutes = Column(Integer, nullable=False)
     handle_hours = Column(Integer, nullable=False)
+    handle_minutes = Column(Integer)  # when set, wins over handle_hours
     working_hours = Column(Boolean, nullable=False)
     review_required = Column(Boolean, nullable=False, default=False)
     # the current step's clock (approve, claim, handle; null when nothing is due)

@@ -72,6 +72,9 @@ class CategoryIn(Schema):
     network = fields.String(required=True, validate=NETWORK)
     claim_minutes = fields.Integer(required=True, validate=validate.Range(1, 7 * 24 * 60))
     handle_hours = fields.Integer(required=True, validate=validate.Range(1, 365 * 24))
+    handle_minutes = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 365 * 24 * 60),
+                                    metadata={"description": "Handling deadline in minutes for urgent "
+                                              "categories (a safety hazard: 30); when set it wins over handle_hours"})
     working_hours = fields.Boolean(load_default=False)
     active = fields.Boolean(load_default=True)
 
@@ -82,6 +85,8 @@ class CategoryPatch(Schema):
     network = fields.String(validate=NETWORK)
     claim_minutes = fields.Integer(validate=validate.Range(1, 7 * 24 * 60))
     handle_hours = fields.Integer(validate=validate.Range(1, 365 * 24))
+    handle_minutes = fields.Integer(allow_none=True, validate=validate.Range(1, 365 * 24 * 60),
+                                    metadata={"description": "null goes back to handle_hours"})
     working_hours = fields.Boolean()
     active = fields.Boolean()
 
@@ -498,7 +503,8 @@ def submit(body):
             "channel": channel, "place": {"lon": lon, "lat": lat, "building_id": building_id},
             "reporter_id": reporter_id, "submitted_by": petition.submitted_by,
             "anonymous": petition.anonymous, "claim_minutes": category.claim_minutes,
-            "handle_hours": category.handle_hours, "working_hours": category.working_hours,
+            "handle_hours": category.handle_hours, "handle_minutes": category.handle_minutes,
+            "working_hours": category.working_hours,
             "closed_on_spot": petition.closed_on_spot, "photos": len(body["photos"]),
             "submitted_at": at,
         }, subject=petition.id)

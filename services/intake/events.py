@@ -34,6 +34,9 @@ class PetitionSubmitted(Schema):
     anonymous = fields.Boolean(required=True, metadata={"description": "Hide the reporter from staff"})
     claim_minutes = fields.Integer(required=True, metadata={"description": "Category's claim deadline"})
     handle_hours = fields.Integer(required=True, metadata={"description": "Category's handling deadline"})
+    handle_minutes = fields.Integer(allow_none=True, load_default=None, metadata={
+        "description": "Category's handling deadline in minutes (urgent categories); "
+        "when present it wins over handle_hours"})
     working_hours = fields.Boolean(required=True, metadata={
         "description": "Deadlines count working hours (Mon–Fri 9–18) rather than calendar hours"})
     closed_on_spot = fields.Boolean(required=True, metadata={

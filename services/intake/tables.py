@@ -48,6 +48,7 @@ class Category(Base):
     network = Column(String(32), nullable=False)  # the grid network that handles it
     claim_minutes = Column(Integer, nullable=False)
     handle_hours = Column(Integer, nullable=False)
+    handle_minutes = Column(Integer)  # when set, wins over handle_hours (urgent categories)
     working_hours = Column(Boolean, nullable=False, default=False)
     active = Column(Boolean, nullable=False, default=True)
 
