@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +76,15 @@ class Subscriptions:
     def __init__(self, consumer: str):
         self.consumer = consumer
         self.queues: dict[str, Subscription] = {}
+        self.consumers: dict[str, int] = {}  # queue -> consumers per worker process
+
+    def parallel(self, purpose: str, consumers: int) -> None:
+        """Consume ``<consumer>.<purpose>`` with several consumers per worker process.
+
+        Messages of the queue are then handled out of order: its handlers must
+        cope with an event arriving before the one it follows (raise, and the
+        retry comes after it)."""
+        self.consumers[f"{self.consumer}.{purpose}"] = consumers
 
     def on(self, event_type: EventType, *, purpose: str) -> Callable[[Handler], Handler]:
         queue = f"{self.consumer}.{purpose}"
@@ -106,8 +115,10 @@ class Worker(ConsumerProducerMixin):
 
     def __init__(self, subscriptions: Subscriptions, db: Database, inbox: Inbox, bus: Bus, *,
                  max_attempts: int = 5, prefetch: int = 32,
-                 on_outcome: Callable[[str, str, str], None] | None = None):
+                 on_outcome: Callable[[str, str, str], None] | None = None,
+                 queues: Collection[str] | None = None):
         self.subscriptions = subscriptions
+        self.only = set(queues) if queues is not None else None
         self.db = db
         self.inbox = inbox
         self.bus = bus
@@ -140,6 +151,8 @@ class Worker(ConsumerProducerMixin):
     def get_consumers(self, Consumer, channel):  # noqa: N803 - kombu's signature
         consumers = []
         for sub in self.subscriptions.queues.values():
+            if self.only is not None and sub.queue not in self.only:
+                continue
             queue = self.bus.declare_consumer_queue(channel, sub.queue, sub.bindings)
             consumers.append(Consumer(
                 queues=[queue], on_message=lambda m, s=sub: self.receive(s, m),

@@ -157,6 +157,15 @@ def is_handler(actor: Principal, case: Case) -> bool:
 # --------------------------------------------------------------------------
 
 
+class CaseNotOpenedYet(RuntimeError):
+    """A follow-up (withdrawn, rated, …) arrived before its petition's case was
+    opened: several consumers share dispatch.petitions, so order is not kept.
+    Raising retries it after the submission has been handled."""
+
+    def __init__(self, petition_id: str):
+        super().__init__(f"no case yet for petition {petition_id}; retried after it opens")
+
+
 def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetime) -> Case | None:
     """One case per petition: route the place to the deepest grid of the petition's
     network, or to the county's catch-all queue; offer it or wait for approval."""
@@ -521,14 +530,18 @@ def ignore_refused(action: str, case: Case) -> bool:
 
 def withdraw(session: Session, petition: dict, now: datetime) -> None:
     case = by_petition(session, petition["petition_id"])
-    if case is None or ignore_refused("withdraw", case):
+    if case is None:
+        raise CaseNotOpenedYet(petition["petition_id"])
+    if ignore_refused("withdraw", case):
         return
     close(session, case, "withdrawn", now, by=petition["reporter_id"], reason="withdrawn by the resident")
 
 
 def merge(session: Session, petition: dict, now: datetime) -> None:
     case = by_petition(session, petition["petition_id"])
-    if case is None or ignore_refused("merge", case):
+    if case is None:
+        raise CaseNotOpenedYet(petition["petition_id"])
+    if ignore_refused("merge", case):
         return
     close(session, case, "merged", now, by=petition["by"],
           reason=f"merged into petition {petition['into_petition_id']}")
@@ -536,7 +549,9 @@ def merge(session: Session, petition: dict, now: datetime) -> None:
 
 def rate(session: Session, petition: dict, now: datetime) -> None:
     case = by_petition(session, petition["petition_id"])
-    if case is None or ignore_refused("rate", case):
+    if case is None:
+        raise CaseNotOpenedYet(petition["petition_id"])
+    if ignore_refused("rate", case):
         return
     close(session, case, "rated", now, by=petition["reporter_id"], rating=petition["rating"],
           reason=f"rated {petition['rating']}/5")
@@ -545,7 +560,9 @@ def rate(session: Session, petition: dict, now: datetime) -> None:
 def reopen(session: Session, petition: dict, now: datetime) -> None:
     """不满意重办: rework goes back to the same handler, with a fresh handling clock."""
     case = by_petition(session, petition["petition_id"])
-    if case is None or ignore_refused("reopen", case) or case.outcome in ("withdrawn", "merged", "on_spot"):
+    if case is None:
+        raise CaseNotOpenedYet(petition["petition_id"])
+    if ignore_refused("reopen", case) or case.outcome in ("withdrawn", "merged", "on_spot"):
         return
     move(session, case, REOPENED, action="reopen", by=petition["reporter_id"], now=now, reason=petition["reason"])
     case.outcome = case.closed_at = case.resolved_at = None
