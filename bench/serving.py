@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import requests
 
 from gridkit.config import Settings
+from gridkit.processes import free_port
 from gridkit.service import Runtime
 from gridkit.testkit import Tokens
 
@@ -25,12 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TOKENS = Tokens()
 _session = requests.Session()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

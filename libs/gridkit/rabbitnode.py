@@ -29,14 +29,10 @@ import time
 import uuid
 from pathlib import Path
 
+from .processes import free_port
+
 SERVER = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
 CTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RabbitError(RuntimeError):

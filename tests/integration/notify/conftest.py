@@ -1,7 +1,6 @@
 """notify on real PostgreSQL, with a real SMTP server (aiosmtpd) and a local SMS gateway."""
 
 import json
-import socket
 import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -10,16 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
+from gridkit.processes import free_port
 from notify.deliveries import Deliverer
 from notify.service import spec
 
 SMS_KEY = "test-sms-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mailbox:
