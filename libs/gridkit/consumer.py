@@ -13,6 +13,13 @@ unit of work together with the inbox row, and acks only after commit.
 A message that breaks its contract goes straight to the dead-letter queue
 with the reason; one whose handler keeps failing goes there after
 ``max_attempts``. Redelivered messages are skipped by the inbox.
+
+Under load the worker takes every message already waiting (up to
+``batch_size``) and handles them in order in *one* transaction: one commit,
+one inbox query and one inbox insert for the lot. That is what lets a
+consumer keep up at tens of events a second. If any handler in the batch
+fails, the batch is rolled back and its messages are handled again one by
+one, each in its own transaction, so one bad message only costs itself.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ log = logging.getLogger(__name__)
 CONSUMED = Counter("gridgov_events_consumed_total", "Messages taken from queues, by outcome",
                    ["queue", "outcome"])
 HANDLER_SECONDS = Histogram("gridgov_event_handler_seconds", "Time spent in event handlers", ["queue"])
+BATCH_SIZE = Histogram("gridgov_event_batch_size", "Messages handled together in one transaction",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 
 ATTEMPTS_HEADER = "x-gridgov-attempts"
 REASON_HEADER = "x-gridgov-reason"
@@ -102,6 +111,17 @@ class Subscriptions:
         return [{"queue": s.queue, "events": sorted(s.handlers)} for s in self.queues.values()]
 
 
+@dataclass
+class Incoming:
+    """One message taken from a queue, not yet settled."""
+
+    sub: Subscription
+    body: bytes | str
+    headers: dict
+    message_id: str = ""
+    message: Any = None  # the kombu message to ack; None when handed in directly (tests)
+
+
 class Outcome:
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
@@ -114,7 +134,7 @@ class Worker(ConsumerProducerMixin):
     """Consumes every queue of one service's subscriptions."""
 
     def __init__(self, subscriptions: Subscriptions, db: Database, inbox: Inbox, bus: Bus, *,
-                 max_attempts: int = 5, prefetch: int = 32,
+                 max_attempts: int = 5, prefetch: int = 64, batch_size: int = 64,
                  on_outcome: Callable[[str, str, str], None] | None = None,
                  queues: Collection[str] | None = None):
         self.subscriptions = subscriptions
@@ -124,7 +144,10 @@ class Worker(ConsumerProducerMixin):
         self.bus = bus
         self.max_attempts = max_attempts
         self.prefetch = prefetch
+        self.batch_size = max(1, batch_size)
         self.on_outcome = on_outcome
+        self._taken: list[Incoming] = []  # received in this round, settled together
+        self._consuming: kombu.Connection | None = None
         # In memory an empty queue is polled; kombu's default (1 s) is too slow for embedded mode.
         self.connection = kombu.Connection(bus.url, connect_timeout=bus.timeout,
                                            heartbeat=0 if bus.is_memory else 30,
@@ -171,7 +194,29 @@ class Worker(ConsumerProducerMixin):
             yield conn
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        # Messages taken on a channel that is gone are redelivered by the broker.
+        self._taken = []
+        self._consuming = connection
         self.ready.set()
+
+    def consume(self, *args, **kwargs):
+        """kombu's loop, settling after each wake-up everything already waiting, as one batch."""
+        for _ in super().consume(*args, **kwargs):
+            self._take_waiting()
+            taken, self._taken = self._taken, []
+            if taken:
+                self.settle(taken)
+            yield
+
+    def _take_waiting(self) -> None:
+        # A short timeout, not 0: py-amqp keeps a half-read frame only on a real timeout.
+        for _ in range(4 * self.batch_size):
+            if len(self._taken) >= self.batch_size or self._consuming is None:
+                return
+            try:
+                self._consuming.drain_events(timeout=0.001)
+            except TimeoutError:
+                return
 
     def on_connection_error(self, exc, interval):
         self.ready.clear()
@@ -183,75 +228,135 @@ class Worker(ConsumerProducerMixin):
     # -- handling -----------------------------------------------------------
 
     def receive(self, sub: Subscription, message) -> None:
-        message_id = message.properties.get("message_id") or ""
-        outcome = self.handle(sub, message.body, message.headers or {}, message.delivery_info,
-                              message_id=message_id)
-        # Only now, after the handler's commit (or a confirmed retry/dead letter), is it acked.
-        if outcome == Outcome.REQUEUED:
-            message.requeue()
-        else:
-            message.ack()
-        CONSUMED.labels(sub.queue, outcome).inc()
-        if self.on_outcome:
-            self.on_outcome(sub.queue, message_id, outcome)
+        self._taken.append(Incoming(sub, message.body, message.headers or {},
+                                    message.properties.get("message_id") or "", message))
+
+    def settle(self, batch: list[Incoming]) -> list[str]:
+        """Handle a batch, then ack (or requeue) each message: only after the commit,
+        or after a confirmed retry or dead letter."""
+        outcomes = self.handle_batch(batch)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if item.message is not None:
+                if outcome == Outcome.REQUEUED:
+                    item.message.requeue()
+                else:
+                    item.message.ack()
+            CONSUMED.labels(item.sub.queue, outcome).inc()
+            if self.on_outcome:
+                self.on_outcome(item.sub.queue, item.message_id, outcome)
+        return outcomes
 
     def handle(self, sub: Subscription, body: bytes | str, headers: dict, delivery_info: dict,
                *, message_id: str = "") -> str:
-        attempts = _attempts(headers) + 1
+        """One message on its own (its outcome; the caller acks)."""
+        return self.handle_batch([Incoming(sub, body, headers, message_id)])[0]
+
+    def handle_batch(self, batch: list[Incoming]) -> list[str]:
+        outcomes: list[str | None] = [None] * len(batch)
+        ready: list[tuple[int, Event, Handler]] = []
+        for i, item in enumerate(batch):
+            parsed = self._parse(item)
+            if isinstance(parsed, str):
+                outcomes[i] = parsed
+            else:
+                ready.append((i, *parsed))
+        if len(ready) == 1:
+            i, event, handler = ready[0]
+            outcomes[i] = self._run_one(batch[i], event, handler)
+        elif ready:
+            BATCH_SIZE.observe(len(ready))
+            together = self._run_together(batch, ready)
+            for k, (i, event, handler) in enumerate(ready):
+                # Rolled back as a batch (None): each again on its own, in order.
+                outcomes[i] = together[k] if together else self._run_one(batch[i], event, handler)
+        return [o or Outcome.PROCESSED for o in outcomes]
+
+    def _parse(self, item: Incoming) -> tuple[Event, Handler] | str:
+        """The checked event and its handler, or the outcome of dead-lettering it."""
+        attempts = _attempts(item.headers) + 1
         try:
-            envelope = Envelope.parse(body)
-            entry = sub.handlers.get(envelope.type)
+            envelope = Envelope.parse(item.body)
+            entry = item.sub.handlers.get(envelope.type)
             if entry is None:
                 lookup(envelope.type)  # raises for an undeclared type
-                raise InvalidEvent(f"{sub.queue} has no handler for {envelope.type}")
+                raise InvalidEvent(f"{item.sub.queue} has no handler for {envelope.type}")
             event_type, handler = entry
-            event = Event(envelope.id, envelope.type, envelope.source, envelope.time,
-                          envelope.subject, event_type.load(envelope.data))
+            return Event(envelope.id, envelope.type, envelope.source, envelope.time,
+                         envelope.subject, event_type.load(envelope.data)), handler
         except InvalidEvent as exc:
-            self.dead_letter(sub.queue, body, headers, attempts, f"invalid event: {exc}",
-                             message_id=message_id)
-            return Outcome.DEAD_LETTERED
+            reason = f"invalid event: {exc}"
         except Exception as exc:  # noqa: BLE001 - unreadable in a way we did not foresee
-            self.dead_letter(sub.queue, body, headers, attempts, f"unreadable event: {exc!r}",
-                             message_id=message_id)
-            return Outcome.DEAD_LETTERED
+            reason = f"unreadable event: {exc!r}"
+        self.dead_letter(item.sub.queue, item.body, item.headers, attempts, reason, message_id=item.message_id)
+        return Outcome.DEAD_LETTERED
+
+    def _run_one(self, item: Incoming, event: Event, handler: Handler) -> str:
+        queue = item.sub.queue
         started = time.perf_counter()
         try:
             with self.db.transaction() as session:
-                if self.inbox.seen(session, sub.queue, event.id):
+                if self.inbox.seen(session, queue, event.id):
                     return Outcome.DUPLICATE
                 handler(session, event)
-                self.inbox.remember(session, sub.queue, envelope)
+                self.inbox.remember(session, queue, event.id, event.type)
             return Outcome.PROCESSED
         except IntegrityError as exc:
-            if self._already_processed(sub.queue, event.id):
+            if self._already_processed(queue, event.id):
                 return Outcome.DUPLICATE  # a concurrent redelivery won the race
-            return self._failed(sub, body, headers, attempts, exc, message_id)
+            return self._failed(item, exc)
         except OperationalError as exc:
             # The database is down, not the message: back off and try again.
-            log.warning("database unavailable in %s: %s", sub.queue, exc.orig)
+            log.warning("database unavailable in %s: %s", queue, exc.orig)
             time.sleep(1.0)
             return Outcome.REQUEUED
         except Exception as exc:  # noqa: BLE001 - any handler bug counts as an attempt
-            return self._failed(sub, body, headers, attempts, exc, message_id)
+            return self._failed(item, exc)
         finally:
-            HANDLER_SECONDS.labels(sub.queue).observe(time.perf_counter() - started)
+            HANDLER_SECONDS.labels(queue).observe(time.perf_counter() - started)
+
+    def _run_together(self, batch: list[Incoming], ready: list[tuple[int, Event, Handler]]) -> list[str] | None:
+        """All of ``ready`` in one transaction: their outcomes, or None if it was rolled back."""
+        outcomes: list[str] = []
+        try:
+            with self.db.transaction() as session:
+                seen = self.inbox.seen_many(session, [(batch[i].sub.queue, event.id) for i, event, _ in ready])
+                done: list[tuple[str, str, str]] = []
+                for i, event, handler in ready:
+                    key = (batch[i].sub.queue, event.id)
+                    if key in seen:
+                        outcomes.append(Outcome.DUPLICATE)
+                        continue
+                    started = time.perf_counter()
+                    handler(session, event)
+                    HANDLER_SECONDS.labels(key[0]).observe(time.perf_counter() - started)
+                    seen.add(key)
+                    done.append((*key, event.type))
+                    outcomes.append(Outcome.PROCESSED)
+                self.inbox.remember_many(session, done)
+            return outcomes
+        except OperationalError as exc:
+            log.warning("database unavailable in %s: %s", batch[0].sub.queue, exc.orig)
+            time.sleep(1.0)
+            return [Outcome.REQUEUED] * len(ready)
+        except Exception:  # noqa: BLE001 - someone in the batch failed: each on its own now
+            log.info("batch of %d rolled back; handling its messages one by one", len(ready))
+            return None
 
     def _already_processed(self, queue: str, event_id: str) -> bool:
         with self.db.transaction() as session:
             return self.inbox.seen(session, queue, event_id)
 
-    def _failed(self, sub: Subscription, body, headers, attempts: int, exc: Exception,
-                message_id: str = "") -> str:
+    def _failed(self, item: Incoming, exc: Exception) -> str:
+        queue, attempts = item.sub.queue, _attempts(item.headers) + 1
         reason = "".join(traceback.format_exception_only(exc)).strip()[:1000]
         if attempts >= self.max_attempts:
-            self.dead_letter(sub.queue, body, headers, attempts, f"handler failed {attempts} times: {reason}",
-                             message_id=message_id)
+            self.dead_letter(queue, item.body, item.headers, attempts, f"handler failed {attempts} times: {reason}",
+                             message_id=item.message_id)
             return Outcome.DEAD_LETTERED
-        log.warning("handler failed in %s (attempt %d): %s", sub.queue, attempts, reason)
+        log.warning("handler failed in %s (attempt %d): %s", queue, attempts, reason)
         time.sleep(min(0.05 * 2 ** attempts, 2.0))
-        self._publish(body, headers | {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
-                      exchange="", routing_key=sub.queue, message_id=message_id)
+        self._publish(item.body, item.headers | {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
+                      exchange="", routing_key=queue, message_id=item.message_id)
         return Outcome.RETRIED
 
     def dead_letter(self, queue: str, body, headers: dict, attempts: int, reason: str,

@@ -133,9 +133,27 @@ class Inbox:
             self.table.c.consumer == consumer, self.table.c.event_id == event_id)).first()
         return row is not None
 
-    def remember(self, session: Session, consumer: str, envelope: Envelope) -> None:
+    def seen_many(self, session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these ``(consumer, event_id)`` pairs were processed: one query per consumer."""
+        by_consumer: dict[str, list[str]] = {}
+        for consumer, event_id in keys:
+            by_consumer.setdefault(consumer, []).append(event_id)
+        c = self.table.c
+        return {(consumer, event_id) for consumer, ids in by_consumer.items()
+                for (event_id,) in session.execute(select(c.event_id).where(
+                    c.consumer == consumer, c.event_id.in_(ids)))}
+
+    def remember(self, session: Session, consumer: str, event_id: str, event_type: str) -> None:
         session.execute(insert(self.table).values(
-            consumer=consumer, event_id=envelope.id, event_type=envelope.type, processed_at=utcnow()))
+            consumer=consumer, event_id=event_id, event_type=event_type, processed_at=utcnow()))
+
+    def remember_many(self, session: Session, processed: list[tuple[str, str, str]]) -> None:
+        """``(consumer, event_id, event_type)`` rows in one statement."""
+        if processed:
+            now = utcnow()
+            session.execute(insert(self.table), [
+                {"consumer": consumer, "event_id": event_id, "event_type": event_type, "processed_at": now}
+                for consumer, event_id, event_type in processed])
 
 
 class Relay:

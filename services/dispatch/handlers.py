@@ -36,8 +36,6 @@ from .projection import current_snapshot
 from .tables import GridStaff, KnownDivision, KnownGrid, StaffGrant, bump_projection
 
 subscriptions = Subscriptions("dispatch")
-# Opening cases is dispatch's busiest work: four consumers per worker process.
-subscriptions.parallel("petitions", 4)
 
 def snapshot(session: Session):
     return current_snapshot(session)

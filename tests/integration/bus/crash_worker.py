@@ -2,8 +2,8 @@
 
     python crash_worker.py DATABASE_URL BUS_URL K
 
-dies right after the K-th message it processed was committed (inbox row and effect),
-so the broker still holds that message unacked and delivers it again.
+dies right after the batch holding the K-th message it processed was committed (inbox
+rows and effects), so the broker still holds those messages unacked and delivers them again.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ class DyingWorker(Worker):
         self.processed = 0
         self.die_after = die_after
 
-    def handle(self, sub, body, headers, delivery_info, **kwargs):
-        outcome = super().handle(sub, body, headers, delivery_info, **kwargs)
-        if outcome == Outcome.PROCESSED:
-            self.processed += 1
-            if self.processed == self.die_after:
-                print(f"killed after commit of {kwargs.get('message_id')}", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)  # committed, not acked
-        return outcome
+    def handle_batch(self, batch):
+        outcomes = super().handle_batch(batch)
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome == Outcome.PROCESSED:
+                self.processed += 1
+                if self.processed >= self.die_after:
+                    print(f"killed after commit of {item.message_id}", flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)  # committed (with its whole batch), not acked
+        return outcomes
 
 
 def main(database_url: str, bus_url: str, die_after: str) -> None:

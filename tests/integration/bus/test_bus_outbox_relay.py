@@ -16,7 +16,7 @@ from ledger_service import (
     record_entry,
     reset_outbox_to_pending,
 )
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gridkit.bus import Bus
 from gridkit.outbox import Relay
@@ -139,3 +139,17 @@ def test_an_event_no_queue_is_bound_for_is_settled_as_unroutable(ledger, clean_q
     assert ledger.relay().drain() == 3
 
     assert outbox_status(ledger.db) == {"unroutable": 3}
+
+
+def test_a_backlog_is_applied_in_batches_one_commit_each_and_every_effect_once(ledger, effects, start_worker):
+    ids = record_entries(ledger.db, 300)
+    ledger.relay().drain()  # all waiting in the queue before the consumer starts
+    commits: list[int] = []
+    event.listen(effects.db.sessions, "after_commit", lambda session: commits.append(1))
+
+    _, outcomes = start_worker(effects)
+
+    wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+    assert outcomes.count("processed") == 300
+    assert reconcile(ledger.db, effects.db)["duplicated"] == 0
+    assert len(commits) <= 300 / 8, f"{len(commits)} commits for 300 waiting events: not taken in batches"

@@ -10,7 +10,14 @@ from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from gridkit.bus import BatchResult, Bus, Outgoing
-from gridkit.consumer import ATTEMPTS_HEADER, REASON_HEADER, Outcome, Subscriptions, Worker
+from gridkit.consumer import (
+    ATTEMPTS_HEADER,
+    REASON_HEADER,
+    Incoming,
+    Outcome,
+    Subscriptions,
+    Worker,
+)
 from gridkit.db import Database, declarative_base
 from gridkit.events import Catalogue
 from gridkit.outbox import Inbox, Outbox, Relay
@@ -101,6 +108,50 @@ def test_the_worker_processes_an_event_once_and_skips_its_redelivery(worker, db)
     assert handled == ["n-1"]
     with db.engine.connect() as conn:
         assert conn.execute(select(inbox.table.c.event_id)).scalars().all() == ["n-1"]
+
+
+def commits_of(db) -> list[int]:
+    from sqlalchemy import event
+
+    commits: list[int] = []
+    event.listen(db.sessions, "after_commit", lambda session: commits.append(1))
+    return commits
+
+
+def inbox_ids(db) -> list[str]:
+    with db.engine.connect() as conn:
+        return sorted(conn.execute(select(inbox.table.c.event_id)).scalars())
+
+
+def test_a_batch_is_handled_in_order_in_one_transaction(worker, db):
+    sub = subscriptions.queues["kitbusreader.notes"]
+    worker.handle(sub, body("before", "n-0"), {}, {})  # already processed: a redelivery below
+    commits = commits_of(db)
+    batch = [Incoming(sub, body(f"note {i}", f"n-{i}"), {}) for i in range(5)] + [Incoming(sub, body("x", "n-2"), {})]
+
+    outcomes = worker.handle_batch(batch)
+
+    assert outcomes == [Outcome.DUPLICATE] + [Outcome.PROCESSED] * 4 + [Outcome.DUPLICATE]
+    assert handled == ["n-0", "n-1", "n-2", "n-3", "n-4"]
+    assert len(commits) == 1
+    assert inbox_ids(db) == ["n-0", "n-1", "n-2", "n-3", "n-4"]
+
+
+def test_a_failing_message_rolls_its_batch_back_and_costs_only_itself(worker, db, monkeypatch):
+    sub = subscriptions.queues["kitbusreader.notes"]
+    retried = []
+    monkeypatch.setattr(worker, "_publish", lambda body, headers, **kw: retried.append(headers))
+    monkeypatch.setattr("gridkit.consumer.time.sleep", lambda s: None)
+    batch = [Incoming(sub, body("a", "n-1"), {}), Incoming(sub, body("boom", "n-2"), {}),
+             Incoming(sub, b"{not json", {}), Incoming(sub, body("c", "n-3"), {})]
+
+    outcomes = worker.handle_batch(batch)
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.RETRIED, Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    assert inbox_ids(db) == ["n-1", "n-3"]  # nothing of the rolled-back batch stayed
+    assert handled[-2:] == ["n-1", "n-3"]  # handled again one by one, in order
+    dead, retry = (h[REASON_HEADER] for h in retried)  # the unreadable one is dead-lettered first, unopened
+    assert dead.startswith("invalid event: body is not JSON") and retry == "RuntimeError: cannot read that"
 
 
 def test_the_worker_dead_letters_a_failing_event_after_its_last_attempt(worker, monkeypatch):
