@@ -37,6 +37,7 @@ from .tables import GridStaff, KnownDivision, KnownGrid, StaffGrant, bump_projec
 
 subscriptions = Subscriptions("dispatch")
 
+
 def snapshot(session: Session):
     return current_snapshot(session)
 

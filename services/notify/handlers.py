@@ -68,19 +68,23 @@ def notify(session: Session, event: Event) -> None:
     prefs = {p.user_id: p for p in session.scalars(select(Preference).where(Preference.user_id.in_(people)))}
     contacts = {c.user_id: c for c in session.scalars(select(Contact).where(Contact.user_id.in_(people)))}
     data = event.data
+    notices = []
     for item in addressed:
         preferences = preferences_of(prefs.get(item.recipient_id))
         title, body = templates.render(item.kind, preferences.language, data, tz=config.timezone)
-        notice = Notice(recipient_id=item.recipient_id, kind=item.kind, critical=item.critical,
-                        title=title, body=body, case_id=data.get("case_id"),
-                        petition_id=data.get("petition_id"), event_id=event.id)
-        session.add(notice)
-        session.flush()
+        notices.append((item, preferences, Notice(
+            recipient_id=item.recipient_id, kind=item.kind, critical=item.critical, title=title, body=body,
+            case_id=data.get("case_id"), petition_id=data.get("petition_id"), event_id=event.id)))
+    session.add_all(notice for _, _, notice in notices)
+    session.flush()  # one INSERT … RETURNING for them all: the ids the deliveries need
+    for item, preferences, notice in notices:
         for channel in rules.channels_for(item.kind, preferences, reachable(contacts.get(item.recipient_id)),
                                           config.available_channels):
             session.add(Delivery(notice_id=notice.id, recipient_id=item.recipient_id, kind=item.kind,
                                  channel=channel, status="pending", attempts=0))
-    session.info["notices_written"] = True  # wakes streams and the delivery loop after commit
+            session.info["deliveries_written"] = True  # wakes the delivery loop after commit
+    # Pushed to the live streams at commit (see service.setup).
+    session.info.setdefault("notices_written", []).extend(notice for _, _, notice in notices)
 
 
 def on_case_event(session: Session, event: Event) -> None:

@@ -15,7 +15,7 @@ from .config import NotifyConfig
 from .deliveries import delivery_loop
 from .events import catalogue
 from .handlers import subscriptions
-from .stream import NOTICES_CHANNEL, Broadcaster
+from .stream import NOTICES_CHANNEL, Broadcaster, notice_json, notify_payloads
 from .tables import Base, inbox, outbox
 
 
@@ -29,18 +29,27 @@ def setup(runtime: Runtime) -> None:
     runtime.db.sessions.configure(info={"notify_config": config})
 
     def before_commit(session) -> None:
-        if session.info.get("notices_written") and not runtime.db.is_sqlite:
-            # Delivered at commit to every other process's broadcaster (LISTEN): the
-            # worker writes the notices, gunicorn's workers serve the streams.
-            session.execute(text(f"NOTIFY {NOTICES_CHANNEL}"))
+        notices = session.info.get("notices_written")
+        if notices and not runtime.db.is_sqlite:
+            # Delivered at commit, notices and all, to every process's broadcaster
+            # (LISTEN): the worker writes the notices, gunicorn's workers serve the streams.
+            session.execute(text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) "
+                                 "AS payload"), {"channel": NOTICES_CHANNEL,
+                                                 "payloads": notify_payloads([notice_json(n) for n in notices])})
 
     def after_commit(session) -> None:
-        if session.info.pop("notices_written", False):
-            broadcaster.poke()  # streams in this process hear of it at once
-            deliveries_due.set()  # and the delivery loop, if it runs here
+        if session.info.pop("notices_written", None) and runtime.db.is_sqlite:
+            broadcaster.poke()  # one process, no LISTEN: streams here hear of it at once
+        if session.info.pop("deliveries_written", False):
+            deliveries_due.set()  # the delivery loop, if it runs here
+
+    def after_rollback(session) -> None:
+        session.info.pop("notices_written", None)
+        session.info.pop("deliveries_written", None)
 
     event.listen(runtime.db.sessions, "before_commit", before_commit)
     event.listen(runtime.db.sessions, "after_commit", after_commit)
+    event.listen(runtime.db.sessions, "after_soft_rollback", lambda session, previous: after_rollback(session))
 
 
 spec = ServiceSpec(

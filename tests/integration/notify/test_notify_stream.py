@@ -12,7 +12,10 @@ from werkzeug.serving import make_server
 from dispatch.events import CASE_ASSIGNED
 from gridkit.config import Settings
 from gridkit.service import Runtime
+from gridkit.testkit import wait_for
 from notify.service import spec
+from notify.stream import NOTICES_CHANNEL, notify_payloads
+from notify.tables import Notice
 from notify.testing import case_data, feed, soon
 
 
@@ -128,3 +131,46 @@ def test_an_idle_stream_sends_heartbeats_and_ends_so_the_client_reconnects(make_
     response = client.get("/me/notifications/stream", headers=tokens.header(("resident", "county")))
     body = response.get_data(as_text=True)  # returns once the stream's lifetime is over
     assert body.startswith("retry: 3000") and body.count(": heartbeat") >= 2
+
+
+def send_payload(runtime, notices: list[dict]) -> None:
+    import psycopg
+
+    with psycopg.connect(runtime.settings.database_url, autocommit=True) as conn:
+        for payload in notify_payloads(notices):
+            conn.execute("SELECT pg_notify(%s, %s)", (NOTICES_CHANNEL, payload))
+
+
+def test_a_notice_in_a_payload_is_pushed_as_it_came_and_a_bare_id_is_read_from_the_inbox(
+        server, notify_runtime, person):
+    worker, headers = person()
+    stream = StreamReader(f"{server}/me/notifications/stream", headers)
+    wait_for(lambda: notify_runtime.extras["broadcaster"]._listener is not None, message="the broadcaster to LISTEN")
+    # Not in the table at all: only the payload can have brought it.
+    carried = {"id": 10**9, "recipient_id": worker, "kind": "case_offered", "critical": False, "title": "t",
+               "body": "b", "case_id": "c", "petition_id": "p", "created_at": "2026-01-01T00:00:00+00:00",
+               "read": False}
+    send_payload(notify_runtime, [carried])
+    _, _, event_id, notice = stream.next()
+    assert event_id == 10**9 and notice == {k: v for k, v in carried.items() if k != "recipient_id"}
+
+    # Written without a payload (as if too large to carry): its bare id makes the stream read it.
+    with notify_runtime.db.transaction() as session:
+        quiet = Notice(recipient_id=worker, kind="case_offered", critical=False, title="t", body="b",
+                       event_id="quiet-1")
+        session.add(quiet)
+    send_payload(notify_runtime, [{"id": quiet.id, "recipient_id": worker}])
+    arrived, _, event_id, notice = stream.next(timeout=2)
+    assert event_id == quiet.id and notice["title"] == "t"  # long before a backstop scan (5 s)
+    stream.response.close()
+
+
+def test_payloads_stay_under_the_notify_limit_and_oversized_notices_travel_as_ids():
+    small = [{"id": i, "recipient_id": "u", "body": "网格" * 100} for i in range(40)]
+    huge = {"id": 99, "recipient_id": "u", "body": "x" * 9000}
+
+    payloads = notify_payloads(small + [huge])
+
+    assert all(len(p.encode()) < 8000 for p in payloads) and len(payloads) > 1
+    carried = [n for p in payloads for n in json.loads(p)]
+    assert carried[:40] == small and carried[40] == {"id": 99, "recipient_id": "u"}
