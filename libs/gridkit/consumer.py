@@ -85,15 +85,6 @@ class Subscriptions:
     def __init__(self, consumer: str):
         self.consumer = consumer
         self.queues: dict[str, Subscription] = {}
-        self.consumers: dict[str, int] = {}  # queue -> consumers per worker process
-
-    def parallel(self, purpose: str, consumers: int) -> None:
-        """Consume ``<consumer>.<purpose>`` with several consumers per worker process.
-
-        Messages of the queue are then handled out of order: its handlers must
-        cope with an event arriving before the one it follows (raise, and the
-        retry comes after it)."""
-        self.consumers[f"{self.consumer}.{purpose}"] = consumers
 
     def on(self, event_type: EventType, *, purpose: str) -> Callable[[Handler], Handler]:
         queue = f"{self.consumer}.{purpose}"

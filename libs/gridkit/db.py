@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import MetaData, create_engine, event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -65,8 +65,12 @@ class Database:
         self.outbox_committed = threading.Event()
         event.listen(self.sessions, "before_commit", self._before_commit)
         event.listen(self.sessions, "after_commit", self._after_commit)
+        event.listen(self.sessions, "after_soft_rollback", self._after_rollback)
 
     def _before_commit(self, session: Session) -> None:
+        # Events recorded in this transaction (Outbox.record): one INSERT per outbox table.
+        for table, rows in session.info.pop("outbox_rows", {}).items():
+            session.execute(insert(table), rows)
         if session.info.get("outbox_dirty") and not self.is_sqlite:
             # Delivered at commit to relays in other processes (LISTEN).
             session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
@@ -74,6 +78,11 @@ class Database:
     def _after_commit(self, session: Session) -> None:
         if session.info.pop("outbox_dirty", False):
             self.outbox_committed.set()
+
+    def _after_rollback(self, session: Session, previous) -> None:
+        if not previous.nested:  # a savepoint's rollback leaves the transaction's events alone
+            session.info.pop("outbox_rows", None)  # recorded in what was rolled back: never written
+            session.info.pop("outbox_dirty", None)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -77,13 +77,18 @@ class Outbox:
 
     def record(self, session: Session, event_type: EventType, data: Any, *,
                subject: str | None = None) -> Envelope:
-        """Add an event to the caller's transaction; raises InvalidEvent if it breaks its schema."""
+        """Add an event to the caller's transaction; raises InvalidEvent (at once) if it
+        breaks its schema.
+
+        The row is written when the transaction commits, together with every other
+        event it recorded, in one INSERT (``Database`` does it before the commit), in
+        the order they were recorded."""
         envelope = Envelope.new(event_type, data, subject=subject)
-        session.execute(insert(self.table).values(
-            event_id=envelope.id, exchange=event_type.exchange, routing_key=event_type.type,
-            body=json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")),
-            created_at=utcnow(), status="pending", attempts=0,
-        ))
+        session.info.setdefault("outbox_rows", {}).setdefault(self.table, []).append({
+            "event_id": envelope.id, "exchange": event_type.exchange, "routing_key": event_type.type,
+            "body": json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")),
+            "created_at": utcnow(), "status": "pending", "attempts": 0,
+        })
         session.info["outbox_dirty"] = True
         return envelope
 

@@ -120,12 +120,6 @@ class Runtime:
         if worker:
             self.extras["worker"] = worker
             threads.append(worker.start_in_thread())
-            # Queues that asked for more consumers get them, each on its own connection.
-            subscriptions = self.spec.subscriptions
-            extra = [self.worker(queues=[queue]) for queue, n in subscriptions.consumers.items()
-                     for _ in range(n - 1)] if subscriptions else []
-            self.extras["extra_workers"] = extra
-            threads += [w.start_in_thread() for w in extra if w]
         stop = self.extras.setdefault("stop", threading.Event())
         for loop in self.spec.background:
             t = threading.Thread(target=loop, args=(self, stop), name=f"{self.spec.name}-{loop.__name__}",
@@ -141,9 +135,6 @@ class Runtime:
             relay.stop()
         if worker := self.extras.get("worker"):
             worker.stop()
-        for extra in self.extras.get("extra_workers", []):
-            if extra:
-                extra.stop()
 
 
 def runtime() -> Runtime:

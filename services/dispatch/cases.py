@@ -144,8 +144,11 @@ def load(session: Session, case_id: str, *, lock: bool = True) -> Case:
 
 
 def community_settings(session: Session, code: str | None) -> CommunitySettings:
-    found = session.get(CommunitySettings, code) if code else None
-    return found or CommunitySettings(division_code=code, approval_required=False, review_required=False)
+    # Remembered for the transaction (a batch of cases in one community asks once).
+    known = session.info.setdefault("community_settings", {})
+    if code not in known:
+        known[code] = session.get(CommunitySettings, code) if code else None
+    return known[code] or CommunitySettings(division_code=code, approval_required=False, review_required=False)
 
 
 def is_handler(actor: Principal, case: Case) -> bool:
@@ -171,6 +174,12 @@ def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetim
     network, or to the county's catch-all queue; offer it or wait for approval."""
     if session.execute(select(Case.id).where(Case.petition_id == petition["petition_id"])).first():
         return None  # the same petition again (a replay under a new event id): one case
+    # Nothing read below depends on the new case's rows: written once, complete, at the end.
+    with session.no_autoflush:
+        return _open(session, snapshot, petition, now)
+
+
+def _open(session: Session, snapshot: Snapshot, petition: dict, now: datetime) -> Case:
     lon, lat = petition["place"]["lon"], petition["place"]["lat"]
     grid = snapshot.grid_at(petition["network"], lon, lat)
     codes = snapshot.divisions_of(grid, lon, lat)
@@ -188,7 +197,6 @@ def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetim
         opened_at=now, state="routed", warned=False, step_missed=False, ever_overdue=False,
     )
     session.add(case)
-    session.flush()
     needs_approval = bool(grid and settings.approval_required and not petition["closed_on_spot"])
     approvers = dispatchers(session, case) if needs_approval else []
     record(session, CASE_OPENED, case, now, category=case.category, catch_all=case.catch_all,
@@ -227,7 +235,8 @@ def first_rung_with_people(session: Session, case: Case, start: str) -> tuple[st
 
 
 def set_offer(session: Session, case: Case, rung: str, people: list[str], now: datetime) -> None:
-    session.execute(delete(Offer).where(Offer.case_id == case.id))
+    if case.first_offered_at is not None:  # offered before: those offers end here
+        session.execute(delete(Offer).where(Offer.case_id == case.id))
     session.add_all(Offer(case_id=case.id, user_id=user) for user in people)
     case.rung, case.level = rung, domain.LEVEL_OF_RUNG[rung]
     start_step(case, "claim", now, claim_hours(case))

@@ -89,8 +89,11 @@ class Snapshot:
 
 
 def read_revision(session: Session) -> int:
-    return session.execute(select(ProjectionRevision.revision).where(ProjectionRevision.id == 1)
-                           ).scalar_one_or_none() or 0
+    """Read once per transaction (a batch of cases asks once); ``bump_projection`` forgets it."""
+    if "projection_revision" not in session.info:
+        session.info["projection_revision"] = session.execute(
+            select(ProjectionRevision.revision).where(ProjectionRevision.id == 1)).scalar_one_or_none() or 0
+    return session.info["projection_revision"]
 
 
 def load_snapshot(session: Session) -> Snapshot:

@@ -264,6 +264,7 @@ class Consultation(Base):
 
 def bump_projection(session: Session) -> None:
     """Every process's locate index rebuilds when it sees the new revision."""
+    session.info.pop("projection_revision", None)
     done = session.execute(update(ProjectionRevision).where(ProjectionRevision.id == 1)
                            .values(revision=ProjectionRevision.revision + 1)).rowcount
     if not done:

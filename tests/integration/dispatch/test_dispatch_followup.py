@@ -164,7 +164,7 @@ def test_a_returned_case_goes_back_to_the_dispatcher_who_reassigns_it(dispatch, 
 
 
 def test_a_withdrawal_that_overtakes_its_submission_is_retried_until_the_case_exists(dispatch, client, as_):
-    # Four consumers share dispatch.petitions, so a follow-up may arrive first.
+    # A retry, or worker processes scaled out, can reorder a queue: a follow-up may arrive first.
     from dispatch.testing import petition
     from intake.events import PETITION_SUBMITTED
 
@@ -175,10 +175,3 @@ def test_a_withdrawal_that_overtakes_its_submission_is_retried_until_the_case_ex
     assert feed(dispatch, PETITION_WITHDRAWN, early) == "processed"
     closed = [e for e in events(dispatch, "dispatch.case.closed") if e["petition_id"] == data["petition_id"]]
     assert [e["outcome"] for e in closed] == ["withdrawn"]
-
-
-def test_the_petitions_queue_gets_four_consumers_per_worker_process(dispatch):
-    dispatch.start_background()
-    extra = dispatch.extras["extra_workers"]
-    assert len(extra) == 3
-    assert all(worker.only == {"dispatch.petitions"} for worker in extra)

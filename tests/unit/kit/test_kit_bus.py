@@ -196,3 +196,25 @@ def test_the_relay_marks_rows_sent_only_for_what_the_broker_confirmed(db):
     assert settled == 2
     assert [rows[i].status for i in ids] == ["sent", "unroutable", "pending"]
     assert rows[ids[2]].attempts == 1 and rows[ids[2]].last_error == "nacked by broker"
+
+
+def test_the_events_of_a_transaction_are_written_at_commit_in_one_insert_in_their_order(db):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda conn, cursor, statement, *a: statements.append(statement))
+    with db.transaction() as session:
+        ids = [outbox.record(session, NOTE_TAKEN, {"text": str(i)}).id for i in range(3)]
+        before_commit = [s for s in statements if "INSERT INTO outbox" in s]
+
+    assert before_commit == []
+    assert len([s for s in statements if "INSERT INTO outbox" in s]) == 1
+    with db.engine.connect() as conn:
+        assert conn.execute(select(outbox.table.c.event_id).order_by(outbox.table.c.id)).scalars().all() == ids
+
+
+def test_an_event_breaking_its_schema_is_refused_when_recorded_not_at_commit(db):
+    from gridkit.events import InvalidEvent
+
+    with db.transaction() as session, pytest.raises(InvalidEvent):
+        outbox.record(session, NOTE_TAKEN, {"words": "no text"})
