@@ -7,15 +7,18 @@ together (business rows, outbox rows, inbox rows) or not at all.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event, insert, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 OUTBOX_CHANNEL = "gridgov_outbox"
+IDLE_PING_SECONDS = 2.0  # a pooled connection idle longer than this is pinged before use
 
 naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -57,9 +60,13 @@ class Database:
         else:
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
             self.engine = create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                connect_args={"connect_timeout": 5},
+                url, pool_size=pool_size, max_overflow=pool_size, connect_args={"connect_timeout": 5},
             )
+            # pool_pre_ping costs a round trip on every checkout; a connection that was in use
+            # a moment ago is alive. Ping only those idle for a while (a restarted server, a
+            # firewall that dropped them); a dead one is replaced before anyone sees it.
+            event.listen(self.engine, "checkout", self._ping_if_idle)
+            event.listen(self.engine, "checkin", _stamp_checkin)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Relays in this process wait on this; set whenever outbox rows commit.
         self.outbox_committed = threading.Event()
@@ -83,6 +90,15 @@ class Database:
         if not previous.nested:  # a savepoint's rollback leaves the transaction's events alone
             session.info.pop("outbox_rows", None)  # recorded in what was rolled back: never written
             session.info.pop("outbox_dirty", None)
+
+    def _ping_if_idle(self, dbapi_conn, record, proxy) -> None:
+        returned = record.info.get("checked_in_at")
+        if returned is not None and time.monotonic() - returned < IDLE_PING_SECONDS:
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool opens a fresh connection
+            raise DisconnectionError(f"stale connection: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -111,6 +127,10 @@ def fetch(session: Session, model, ident, what: str | None = None):
     if row is None:
         raise NotFound(what or model.__name__.lower(), ident)
     return row
+
+
+def _stamp_checkin(dbapi_conn, record) -> None:
+    record.info["checked_in_at"] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -249,7 +249,10 @@ def rule(check, *args) -> None:
         raise (Forbidden(str(exc)) if exc.status == 403 else Conflict(str(exc))) from None
 
 
-def petition_out(session: Session, p: Petition, principal: Principal) -> dict:
+def petition_out(session: Session, p: Petition, principal: Principal, *,
+                 followers: set[str] | None = None, photos: list[str] | None = None) -> dict:
+    """The petition as its reader may see it; ``followers`` and ``photos`` when the
+    caller knows them already (a petition just submitted)."""
     view = domain.contact_view(principal, reporter_id=p.reporter_id, anonymous=p.anonymous,
                                handlers=p.handler_ids, submitted_by=p.submitted_by)
     key = data_key()
@@ -258,10 +261,11 @@ def petition_out(session: Session, p: Petition, principal: Principal) -> dict:
                                    key.open_optional(p.contact_phone, "phone")) if view != "hidden" else None
     if contact is not None:
         reporter = contact | {"id": p.reporter_id if view == "full" else None}
-    followers = followers_of(session, p.id)
+    followers = followers_of(session, p.id) if followers is None else followers
     relation = "reporter" if principal.subject == p.reporter_id else \
         "follower" if principal.subject in followers else "staff"
-    photos = session.scalars(select(Photo.id).where(Photo.petition_id == p.id).order_by(Photo.position)).all()
+    if photos is None:
+        photos = session.scalars(select(Photo.id).where(Photo.petition_id == p.id).order_by(Photo.position)).all()
     return {
         "id": p.id, "channel": p.channel, "category": p.category, "network": p.network,
         "description": p.description, "status": p.status, "anonymous": p.anonymous,
@@ -328,6 +332,7 @@ def create_category(body):
             category = Category(**body)
             session.add(category)
             session.flush()
+            runtime().extras["categories"].forget()
             return category_out(category)
     except IntegrityError:
         raise Conflict(f"category {body['code']} already exists") from None
@@ -344,6 +349,7 @@ def update_category(body, code):
             raise NotFound("category", code)
         for name, value in body.items():
             setattr(category, name, value)
+        runtime().extras["categories"].forget()
         return category_out(category)
 
 
@@ -465,7 +471,7 @@ def submit(body):
     name = contact.get("name") if operator else (principal.name or contact.get("name"))
     key = data_key()
     with runtime().db.transaction() as session:
-        category = session.get(Category, body["category"]) if len(body["category"]) <= 64 else None
+        category = runtime().extras["categories"].get(session, body["category"])
         if category is None or not category.active:
             raise Invalid({"category": [f"unknown category {body['category']}"]})
         lon, lat, building_id = resolve_place(session, body["place"])
@@ -508,7 +514,7 @@ def submit(body):
             "closed_on_spot": petition.closed_on_spot, "photos": len(body["photos"]),
             "submitted_at": at,
         }, subject=petition.id)
-        out = petition_out(session, petition, principal)
+        out = petition_out(session, petition, principal, followers=set(), photos=body["photos"])
     return out, 201, {"Location": f"/petitions/{petition.id}"}
 
 

@@ -8,6 +8,7 @@ from gridkit.crypto import DataKey
 from gridkit.service import Runtime, ServiceSpec
 
 from . import api
+from .categories import Categories
 from .events import catalogue
 from .handlers import subscriptions
 from .photos import FilesystemPhotoStore
@@ -19,6 +20,7 @@ def setup(runtime: Runtime) -> None:
     runtime.extras.setdefault("data_key", DataKey.from_settings(runtime.settings))
     runtime.extras.setdefault("photos", FilesystemPhotoStore(Path(runtime.settings.data_dir) / "photos"))
     runtime.extras.setdefault("places", Places())
+    runtime.extras.setdefault("categories", Categories())
 
 
 spec = ServiceSpec(
