@@ -59,32 +59,51 @@ def reachable(contact: Contact | None) -> set[str]:
             if sealed}
 
 
+def people_settings(session: Session, people: set[str]) -> tuple[dict, dict]:
+    """Preferences and contacts of these people, remembered for the transaction: a batch
+    of events asks once per person (both change only through the API, in other
+    transactions), without flushing the notices written so far."""
+    prefs = session.info.setdefault("preferences", {})
+    contacts = session.info.setdefault("contacts", {})
+    missing = [person for person in people if person not in prefs]
+    if missing:
+        prefs.update(dict.fromkeys(missing))
+        contacts.update(dict.fromkeys(missing))
+        no_flush = {"autoflush": False}
+        for row in session.scalars(select(Preference).where(Preference.user_id.in_(missing)),
+                                   execution_options=no_flush):
+            prefs[row.user_id] = row
+        for row in session.scalars(select(Contact).where(Contact.user_id.in_(missing)), execution_options=no_flush):
+            contacts[row.user_id] = row
+    return prefs, contacts
+
+
 def notify(session: Session, event: Event) -> None:
     addressed = rules.address(event.type, event.data, LocalDirectory(session))
     if not addressed:
         return
     config = session.info["notify_config"]  # put on every session by service.setup
-    people = {a.recipient_id for a in addressed}
-    prefs = {p.user_id: p for p in session.scalars(select(Preference).where(Preference.user_id.in_(people)))}
-    contacts = {c.user_id: c for c in session.scalars(select(Contact).where(Contact.user_id.in_(people)))}
+    prefs, contacts = people_settings(session, {a.recipient_id for a in addressed})
     data = event.data
-    notices = []
+    notices, outside = [], []
     for item in addressed:
         preferences = preferences_of(prefs.get(item.recipient_id))
         title, body = templates.render(item.kind, preferences.language, data, tz=config.timezone)
-        notices.append((item, preferences, Notice(
-            recipient_id=item.recipient_id, kind=item.kind, critical=item.critical, title=title, body=body,
-            case_id=data.get("case_id"), petition_id=data.get("petition_id"), event_id=event.id)))
-    session.add_all(notice for _, _, notice in notices)
-    session.flush()  # one INSERT … RETURNING for them all: the ids the deliveries need
-    for item, preferences, notice in notices:
-        for channel in rules.channels_for(item.kind, preferences, reachable(contacts.get(item.recipient_id)),
-                                          config.available_channels):
-            session.add(Delivery(notice_id=notice.id, recipient_id=item.recipient_id, kind=item.kind,
-                                 channel=channel, status="pending", attempts=0))
-            session.info["deliveries_written"] = True  # wakes the delivery loop after commit
-    # Pushed to the live streams at commit (see service.setup).
-    session.info.setdefault("notices_written", []).extend(notice for _, _, notice in notices)
+        notice = Notice(recipient_id=item.recipient_id, kind=item.kind, critical=item.critical, title=title,
+                        body=body, case_id=data.get("case_id"), petition_id=data.get("petition_id"),
+                        event_id=event.id)
+        notices.append(notice)
+        outside += [(notice, channel) for channel in rules.channels_for(
+            item.kind, preferences, reachable(contacts.get(item.recipient_id)), config.available_channels)]
+    session.add_all(notices)
+    if outside:
+        session.flush()  # the notices' ids, for their deliveries
+        session.add_all(Delivery(notice_id=notice.id, recipient_id=notice.recipient_id, kind=notice.kind,
+                                 channel=channel, status="pending", attempts=0) for notice, channel in outside)
+        session.info["deliveries_written"] = True  # wakes the delivery loop after commit
+    # Written with the rest of the transaction and pushed to the live streams at commit
+    # (see service.setup).
+    session.info.setdefault("notices_written", []).extend(notices)
 
 
 def on_case_event(session: Session, event: Event) -> None:

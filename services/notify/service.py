@@ -31,6 +31,7 @@ def setup(runtime: Runtime) -> None:
     def before_commit(session) -> None:
         notices = session.info.get("notices_written")
         if notices and not runtime.db.is_sqlite:
+            session.flush()  # their ids (one INSERT … RETURNING for a whole batch)
             # Delivered at commit, notices and all, to every process's broadcaster
             # (LISTEN): the worker writes the notices, gunicorn's workers serve the streams.
             session.execute(text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) "
