@@ -184,9 +184,13 @@ class Worker(ConsumerProducerMixin):
                                    interval_start=0.5, interval_step=0.5, interval_max=3)
             yield conn
 
-    def on_consume_ready(self, connection, channel, consumers, **kwargs):
-        # Messages taken on a channel that is gone are redelivered by the broker.
+    def on_connection_revived(self):
+        # A new connection, before its consumers start: messages taken on the channel that
+        # is gone are redelivered by the broker. (Not later: a queue's first deliveries can
+        # arrive while the next queue's consumer is still being set up.)
         self._taken = []
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
         self._consuming = connection
         self.ready.set()
 
@@ -194,10 +198,19 @@ class Worker(ConsumerProducerMixin):
         """kombu's loop, settling after each wake-up everything already waiting, as one batch."""
         for _ in super().consume(*args, **kwargs):
             self._take_waiting()
-            taken, self._taken = self._taken, []
-            if taken:
-                self.settle(taken)
+            self._settle_taken()
             yield
+
+    def on_iteration(self):
+        # Before each wait for the next message: deliveries that arrived outside a wait
+        # (while the consumers were being set up) are settled first, or with the
+        # prefetch full of them nothing more would ever arrive.
+        self._settle_taken()
+
+    def _settle_taken(self) -> None:
+        taken, self._taken = self._taken, []
+        if taken:
+            self.settle(taken)
 
     def _take_waiting(self) -> None:
         # A short timeout, not 0: py-amqp keeps a half-read frame only on a real timeout.
