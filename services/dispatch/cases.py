@@ -172,7 +172,11 @@ class CaseNotOpenedYet(RuntimeError):
 def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetime) -> Case | None:
     """One case per petition: route the place to the deepest grid of the petition's
     network, or to the county's catch-all queue; offer it or wait for approval."""
-    if session.execute(select(Case.id).where(Case.petition_id == petition["petition_id"])).first():
+    # Not flushing what earlier messages of the batch wrote: their rows go in together at
+    # commit. (The same petition twice in one batch breaks cases' unique petition_id, the
+    # batch is redone one message at a time, and this check sees the first case.)
+    if session.execute(select(Case.id).where(Case.petition_id == petition["petition_id"]),
+                       execution_options={"autoflush": False}).first():
         return None  # the same petition again (a replay under a new event id): one case
     # Nothing read below depends on the new case's rows: written once, complete, at the end.
     with session.no_autoflush:

@@ -125,6 +125,7 @@ def staff_assigned(session: Session, event: Event) -> None:
     staff.grid_id, staff.user_id, staff.role = data["grid_id"], data["user_id"], data["role"]
     staff.active = data.get("until") is None
     session.add(staff)
+    session.info.pop("grid_staff", None)
 
 
 @subscriptions.on(STAFF_UNASSIGNED, purpose="grids")
@@ -134,6 +135,7 @@ def staff_unassigned(session: Session, event: Event) -> None:
         assignment_id=data["assignment_id"], grid_id=data["grid_id"], user_id=data["user_id"], role=data["role"])
     staff.active = False
     session.add(staff)
+    session.info.pop("grid_staff", None)
 
 
 # --------------------------------------------------------------------------

@@ -160,8 +160,13 @@ def current_snapshot(session: Session) -> Snapshot:
 def grid_staff(session: Session, grid_id: int | None, role: str) -> list[str]:
     if grid_id is None:
         return []
-    return sorted(set(session.execute(select(GridStaff.user_id).where(
-        GridStaff.grid_id == grid_id, GridStaff.role == role, GridStaff.active.is_(True))).scalars()))
+    # Remembered for the transaction (a batch of cases in one grid asks once); the
+    # staffing handlers forget it when they change a grid's staff.
+    known = session.info.setdefault("grid_staff", {})
+    if (grid_id, role) not in known:
+        known[grid_id, role] = sorted(set(session.execute(select(GridStaff.user_id).where(
+            GridStaff.grid_id == grid_id, GridStaff.role == role, GridStaff.active.is_(True))).scalars()))
+    return list(known[grid_id, role])
 
 
 def granted(session: Session, role: str, scope: str) -> list[str]:
