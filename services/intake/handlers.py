@@ -64,7 +64,12 @@ def add_step(session: Session, petition_id: str, kind: str, at, **params) -> Non
 
 
 def _petition(session: Session, event: Event) -> Petition | None:
+    # Locked once per transaction: a batch often holds a case's opened and assigned together.
+    locked = session.info.setdefault("locked_petitions", {})
+    if event.data["petition_id"] in locked:
+        return locked[event.data["petition_id"]]
     petition = session.get(Petition, event.data["petition_id"], with_for_update=True)
+    locked[event.data["petition_id"]] = petition
     if petition is None:
         # Not ours (another intake's test data, or a case opened by hand): nothing to show.
         log.warning("case event for unknown petition", extra={"petition_id": event.data["petition_id"]})
