@@ -53,7 +53,8 @@ def now() -> datetime:
 
 @subscriptions.on(PETITION_SUBMITTED, purpose="petitions")
 def open_case(session: Session, event: Event) -> None:
-    cases.open_case(session, snapshot(session), event.data, now())
+    with session.no_autoflush:  # the cases a batch opened before this one are written at commit
+        cases.open_case(session, snapshot(session), event.data, now())
 
 
 @subscriptions.on(PETITION_WITHDRAWN, purpose="petitions")

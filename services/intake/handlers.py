@@ -89,12 +89,15 @@ def _grid_name(session: Session, grid_id: int | None) -> str | None:
 def on_case(event_type, purpose: str = "timeline"):
     def register(handler):
         def run(session: Session, event: Event) -> None:
-            petition = _petition(session, event)
-            if petition is not None:
-                petition.case_id = event.data["case_id"]
-                if event.data.get("grid_id") is not None:
-                    petition.grid_id = event.data["grid_id"]
-                handler(session, petition, event.data)
+            # What these handlers read (the petition, locked once; grid and division names)
+            # never depends on what they wrote: the batch's rows go in together at commit.
+            with session.no_autoflush:
+                petition = _petition(session, event)
+                if petition is not None:
+                    petition.case_id = event.data["case_id"]
+                    if event.data.get("grid_id") is not None:
+                        petition.grid_id = event.data["grid_id"]
+                    handler(session, petition, event.data)
 
         run.__name__ = handler.__name__
         return subscriptions.on(event_type, purpose=purpose)(run)
