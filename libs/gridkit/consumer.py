@@ -299,10 +299,10 @@ class Worker(ConsumerProducerMixin):
         started = time.perf_counter()
         try:
             with self.db.transaction() as session:
-                if self.inbox.seen(session, queue, event.id):
+                if self.inbox.seen(session, [(queue, event.id)]):
                     return Outcome.DUPLICATE
                 handler(session, event)
-                self.inbox.remember(session, queue, event.id, event.type)
+                self.inbox.remember(session, [(queue, event.id, event.type)])
             return Outcome.PROCESSED
         except IntegrityError as exc:
             if self._already_processed(queue, event.id):
@@ -323,7 +323,7 @@ class Worker(ConsumerProducerMixin):
         outcomes: list[str] = []
         try:
             with self.db.transaction() as session:
-                seen = self.inbox.seen_many(session, [(batch[i].sub.queue, event.id) for i, event, _ in ready])
+                seen = self.inbox.seen(session, [(batch[i].sub.queue, event.id) for i, event, _ in ready])
                 done: list[tuple[str, str, str]] = []
                 for i, event, handler in ready:
                     key = (batch[i].sub.queue, event.id)
@@ -336,7 +336,7 @@ class Worker(ConsumerProducerMixin):
                     seen.add(key)
                     done.append((*key, event.type))
                     outcomes.append(Outcome.PROCESSED)
-                self.inbox.remember_many(session, done)
+                self.inbox.remember(session, done)
             return outcomes
         except OperationalError as exc:
             log.warning("database unavailable in %s: %s", batch[0].sub.queue, exc.orig)
@@ -348,7 +348,7 @@ class Worker(ConsumerProducerMixin):
 
     def _already_processed(self, queue: str, event_id: str) -> bool:
         with self.db.transaction() as session:
-            return self.inbox.seen(session, queue, event_id)
+            return bool(self.inbox.seen(session, [(queue, event_id)]))
 
     def _failed(self, item: Incoming, exc: Exception) -> str:
         queue, attempts = item.sub.queue, _attempts(item.headers) + 1

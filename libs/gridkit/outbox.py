@@ -133,12 +133,7 @@ class Inbox:
             Column("processed_at", DateTime(timezone=True), nullable=False, default=utcnow),
         )
 
-    def seen(self, session: Session, consumer: str, event_id: str) -> bool:
-        row = session.execute(select(self.table.c.event_id).where(
-            self.table.c.consumer == consumer, self.table.c.event_id == event_id)).first()
-        return row is not None
-
-    def seen_many(self, session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    def seen(self, session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these ``(consumer, event_id)`` pairs were processed: one query per consumer."""
         by_consumer: dict[str, list[str]] = {}
         for consumer, event_id in keys:
@@ -148,11 +143,7 @@ class Inbox:
                 for (event_id,) in session.execute(select(c.event_id).where(
                     c.consumer == consumer, c.event_id.in_(ids)))}
 
-    def remember(self, session: Session, consumer: str, event_id: str, event_type: str) -> None:
-        session.execute(insert(self.table).values(
-            consumer=consumer, event_id=event_id, event_type=event_type, processed_at=utcnow()))
-
-    def remember_many(self, session: Session, processed: list[tuple[str, str, str]]) -> None:
+    def remember(self, session: Session, processed: list[tuple[str, str, str]]) -> None:
         """``(consumer, event_id, event_type)`` rows in one statement."""
         if processed:
             now = utcnow()

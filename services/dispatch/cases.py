@@ -172,18 +172,8 @@ class CaseNotOpenedYet(RuntimeError):
 def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetime) -> Case | None:
     """One case per petition: route the place to the deepest grid of the petition's
     network, or to the county's catch-all queue; offer it or wait for approval."""
-    # Not flushing what earlier messages of the batch wrote: their rows go in together at
-    # commit. (The same petition twice in one batch breaks cases' unique petition_id, the
-    # batch is redone one message at a time, and this check sees the first case.)
-    if session.execute(select(Case.id).where(Case.petition_id == petition["petition_id"]),
-                       execution_options={"autoflush": False}).first():
+    if session.execute(select(Case.id).where(Case.petition_id == petition["petition_id"])).first():
         return None  # the same petition again (a replay under a new event id): one case
-    # Nothing read below depends on the new case's rows: written once, complete, at the end.
-    with session.no_autoflush:
-        return _open(session, snapshot, petition, now)
-
-
-def _open(session: Session, snapshot: Snapshot, petition: dict, now: datetime) -> Case:
     lon, lat = petition["place"]["lon"], petition["place"]["lat"]
     grid = snapshot.grid_at(petition["network"], lon, lat)
     codes = snapshot.divisions_of(grid, lon, lat)

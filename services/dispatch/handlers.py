@@ -53,7 +53,11 @@ def now() -> datetime:
 
 @subscriptions.on(PETITION_SUBMITTED, purpose="petitions")
 def open_case(session: Session, event: Event) -> None:
-    with session.no_autoflush:  # the cases a batch opened before this one are written at commit
+    # Nothing opening a case reads depends on rows it (or the batch before it) wrote: they
+    # all go in at commit, each case complete in one INSERT. (The same petition twice in one
+    # batch breaks cases' unique petition_id; the batch is then redone one message at a
+    # time, and the duplicate check sees the first case.)
+    with session.no_autoflush:
         cases.open_case(session, snapshot(session), event.data, now())
 
 

@@ -499,18 +499,15 @@ def submit(body):
             petition.status, petition.result, petition.resolved_at = "resolved", body["result"], at
         else:
             petition.status = "submitted"
-        # The hot path: rows written as plain INSERTs, not through the unit of work
-        # (its bookkeeping cost more than the statements); ``petition`` stays a plain
-        # object for the answer.
+        # The hot path: a plain INSERT, not the unit of work (its bookkeeping cost more
+        # than the statement); ``petition`` stays a plain object for the answer.
         session.execute(insert(Petition.__table__).values(
             {c.key: getattr(petition, c.key) for c in Petition.__table__.columns}))
         attach_photos(session, petition.id, body["photos"], principal)
         if body["closed_on_spot"]:
-            step = ("submitted_on_spot", {"result": body["result"]})
+            add_step(session, petition.id, "submitted_on_spot", at, result=body["result"])
         else:
-            step = ("submitted", {"channel": channel})
-        session.execute(insert(Step.__table__).values(
-            petition_id=petition.id, kind=step[0], at=at, params=json.dumps(step[1], ensure_ascii=False)))
+            add_step(session, petition.id, "submitted", at, channel=channel)
         outbox.record(session, PETITION_SUBMITTED, {
             "petition_id": petition.id, "category": category.code, "network": category.network,
             "channel": channel, "place": {"lon": lon, "lat": lat, "building_id": building_id},
