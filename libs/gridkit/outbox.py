@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from .bus import Bus, BusUnavailable, Outgoing
-from .db import OUTBOX_CHANNEL, Database
+from .db import OUTBOX_CHANNEL, Database, insert_at_commit
 from .events import REGISTRY, Envelope, EventType, InvalidEvent
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,10 @@ class Outbox:
         breaks its schema.
 
         The row is written when the transaction commits, together with every other
-        event it recorded, in one INSERT (``Database`` does it before the commit), in
+        event it recorded, in one statement (:func:`gridkit.db.insert_at_commit`), in
         the order they were recorded."""
         envelope = Envelope.new(event_type, data, subject=subject)
-        session.info.setdefault("outbox_rows", {}).setdefault(self.table, []).append({
+        insert_at_commit(session, self.table, {
             "event_id": envelope.id, "exchange": event_type.exchange, "routing_key": event_type.type,
             "body": json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")),
             "created_at": utcnow(), "status": "pending", "attempts": 0,

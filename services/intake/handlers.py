@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch import events as dispatch
 from gridkit.consumer import Event, Subscriptions
+from gridkit.db import insert_at_commit
 from grids.events import BUILDING_CREATED, DIVISION_CREATED, GRID_CREATED, GRID_REDRAWN
 
 from . import domain
@@ -59,11 +60,11 @@ subscriptions.on(GRID_REDRAWN, purpose="places")(remember_grid)
 # --- the case, as the resident sees it ------------------------------------------------------
 
 def add_step(session: Session, petition_id: str, kind: str, at, **params) -> None:
-    # A plain INSERT: a timeline line is never read back in the transaction that writes it,
-    # and the unit of work's bookkeeping cost more than the statement on busy paths.
-    session.execute(insert(Step.__table__).values(
-        petition_id=petition_id, kind=kind, at=at or utcnow(),
-        params=json.dumps(params, ensure_ascii=False, default=str)))
+    # Written at commit: a timeline line is never read back in the transaction that writes
+    # it, and on busy paths a statement of its own cost more than the rest of the step.
+    insert_at_commit(session, Step.__table__, {
+        "petition_id": petition_id, "kind": kind, "at": at or utcnow(),
+        "params": json.dumps(params, ensure_ascii=False, default=str)})
 
 
 def _petition(session: Session, event: Event) -> Petition | None:
