@@ -98,34 +98,41 @@ class Database:
             self._write_raw(session, batches, notify)
 
     def _write_raw(self, session: Session, batches: dict[Table, list[dict]], notify: bool) -> None:
-        """The commit's rows and NOTIFY on the transaction's own psycopg connection."""
+        """The commit's rows and NOTIFY on the transaction's own psycopg connection, as
+        one statement (its INSERTs as data-modifying WITH clauses) however many tables
+        they go to: the database parses, plans and answers once."""
         driver: Any = session.connection().connection.driver_connection
-        cursor = driver.cursor()
-        sql, params = "", None
-        try:
-            for table, rows in batches.items():
-                for sql, params in self._statements(table, rows):
-                    if len(params) == 1:
-                        cursor.execute(sql, params[0])
-                    else:
-                        cursor.executemany(sql, params)
-            if notify:
-                sql, params = f"NOTIFY {OUTBOX_CHANNEL}", None
-                cursor.execute(sql)
-        except self.engine.dialect.loaded_dbapi.Error as exc:
-            # As SQLAlchemy would raise it (IntegrityError, OperationalError, …): callers
-            # and the web app's error handlers catch those.
-            raise DBAPIError.instance(sql, params, exc, self.engine.dialect.loaded_dbapi.Error) from exc
-        finally:
-            cursor.close()
+        dbapi = self.engine.dialect.loaded_dbapi
+        with driver.cursor() as cursor:
+            for sql, params in self._statements(batches, notify):
+                try:
+                    cursor.execute(sql, params)
+                except dbapi.Error as exc:
+                    # As SQLAlchemy would raise it (IntegrityError, OperationalError, …):
+                    # callers and the web app's error handlers catch those.
+                    raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
 
-    def _statements(self, table: Table, rows: list[dict]):
-        """One INSERT per set of keys, with its rows as tuples in column order."""
-        for keys, group in _by_keys(rows).items():
-            plan = self._plans.get((table, keys))
-            if plan is None:
-                plan = self._plans[(table, keys)] = _InsertPlan(table, keys, self.engine.dialect)
-            yield plan.sql, [plan.values(row) for row in group]
+    def _statements(self, batches: dict[Table, list[dict]], notify: bool) -> Iterator[tuple[str, list]]:
+        parts: list[str] = []
+        params: list = []
+        for table, rows in batches.items():
+            for keys, group in _by_keys(rows).items():
+                plan = self._plans.get((table, keys))
+                if plan is None:
+                    plan = self._plans[(table, keys)] = _InsertPlan(table, keys, self.engine.dialect)
+                step = max(1, MAX_PARAMETERS // plan.width)
+                for i in range(0, len(group), step):
+                    chunk = group[i:i + step]
+                    if params and len(params) + len(chunk) * plan.width > MAX_PARAMETERS:
+                        yield _together(parts), params
+                        parts, params = [], []
+                    parts.append(plan.sql(len(chunk)))
+                    for row in chunk:
+                        params.extend(plan.values(row))
+        if notify:
+            parts.append(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+        if parts:
+            yield _together(parts), params
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop("outbox_dirty", False):
@@ -165,17 +172,18 @@ class Database:
 
 
 COMMIT_ROWS = "gridkit.commit_rows"
+MAX_PARAMETERS = 30_000  # per statement (PostgreSQL's protocol allows 65 535)
 
 
 def insert_at_commit(session: Session, table: Table, row: dict) -> None:
     """Insert ``row`` into ``table`` when ``session`` commits (or never, if it rolls back).
 
     For new rows that nothing in the same transaction reads back: a query before the
-    commit does not see them. They are written table by table in the order the
-    tables were first used here, each table's rows in the order they were added
-    (grouped by which columns they give), before the session flushes its own pending
-    changes, so those may refer to them. Columns left out get their Python default,
-    else the database's (an autoincrement id)."""
+    commit does not see them. They are written together, before the session flushes
+    its own pending changes (so those may refer to them), and may refer to rows added
+    before them. Each table's rows go in in the order
+    they were added (grouped by which columns they give): an autoincrement id follows
+    that order. Columns left out get their Python default, else the database's."""
     session.info.setdefault(COMMIT_ROWS, {}).setdefault(table, []).append(row)
 
 
@@ -187,8 +195,8 @@ def _by_keys(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 
 class _InsertPlan:
-    """The SQL for inserting one set of keys into one table, and how to turn a row into
-    its parameters: Python-side defaults for the columns left out, and the column
+    """How to insert one set of keys into one table: the SQL for n rows, and each row's
+    parameters, with Python-side defaults for the columns left out and the column
     types' bind processing (none for the plain types on psycopg)."""
 
     def __init__(self, table: Table, keys: tuple[str, ...], dialect):
@@ -197,15 +205,28 @@ class _InsertPlan:
         self.keys = keys
         self.defaults = [_default(c) for c in defaulted]
         self.processors = [_processor(c, dialect) for c in given + defaulted]
+        self.width = len(given) + len(defaulted)
         quote = dialect.identifier_preparer
         names = ", ".join(quote.format_column(c) for c in given + defaulted)
-        marks = ", ".join(["%s"] * (len(given) + len(defaulted)))
-        self.sql = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
+        self._head = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES "
+        self._row = "(" + ", ".join(["%s"] * self.width) + ")"
 
-    def values(self, row: dict) -> tuple:
+    def sql(self, rows: int) -> str:
+        return self._head + ", ".join([self._row] * rows)
+
+    def values(self, row: dict) -> list:
         values = [row[key] for key in self.keys] + [default() for default in self.defaults]
-        return tuple(v if process is None or v is None else process(v)
-                     for v, process in zip(values, self.processors, strict=True))
+        return [v if process is None or v is None else process(v)
+                for v, process in zip(values, self.processors, strict=True)]
+
+
+def _together(statements: list[str]) -> str:
+    """One statement: all but the last as data-modifying WITH clauses (PostgreSQL runs
+    every one of them; foreign keys between them are checked at the end)."""
+    *first, last = statements
+    if not first:
+        return last
+    return "WITH " + ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(first)) + " " + last
 
 
 def _default(column: Column) -> Callable[[], Any]:

@@ -106,3 +106,17 @@ def test_a_broken_row_fails_the_commit_as_an_integrity_error_and_leaves_nothing(
     with database.transaction() as session:  # the pooled connection is usable again
         insert_at_commit(session, Parcel.__table__, {"id": "p1", "label": "a"})
     assert count(database, Parcel) == 1
+
+
+def test_more_rows_than_one_statement_may_carry_are_split_and_all_written(database, monkeypatch):
+    from gridkit import db as kit_db
+
+    monkeypatch.setattr(kit_db, "MAX_PARAMETERS", 7)  # two lines' worth of parameters
+    with database.transaction() as session:
+        insert_at_commit(session, Parcel.__table__, {"id": "p1", "label": "a"})
+        for i in range(9):
+            insert_at_commit(session, Line.__table__, {"parcel_id": "p1", "text": f"line {i}"})
+
+    with database.sessions() as session:
+        lines = session.scalars(select(Line.text).order_by(Line.id)).all()
+    assert lines == [f"line {i}" for i in range(9)]
