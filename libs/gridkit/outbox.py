@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     func,
     insert,
     select,
@@ -153,18 +154,34 @@ class Inbox:
 
 
 class Relay:
-    """Publishes the outbox. Run one or many; each batch is taken under row locks."""
+    """Publishes the outbox. Run one or many; each batch is taken under row locks.
+
+    ``linger``: when events come faster than one per ``linger`` seconds, the relay
+    waits that long before taking the next batch, so that they go out together. A
+    batch costs about the same for one event as for fifty (two statements, one wait
+    for the broker's confirms); under load that wait is what keeps the relay's CPU
+    per event small. At a trickle it never waits.
+    """
 
     def __init__(self, service: str, db: Database, outbox: Outbox, bus: Bus, *,
-                 batch_size: int = 500, poll_interval: float = 1.0):
+                 batch_size: int = 500, poll_interval: float = 1.0, linger: float = 0.01):
         self.service = service
         self.db = db
         self.table = outbox.table
         self.bus = bus
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.linger = linger
         self._stop = threading.Event()
         self._listener = None
+        # Built once: constructing a statement cost as much as running it.
+        t = self.table
+        take = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
+                .where(t.c.status == "pending").order_by(t.c.id).limit(batch_size))
+        self._take = take if db.is_sqlite else take.with_for_update(skip_locked=True)
+        ids = t.c.id.in_(bindparam("ids", expanding=True))
+        self._mark_sent = update(t).where(ids).values(status="sent", sent_at=bindparam("now"))
+        self._mark_failed = update(t).where(ids).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
 
     def run_once(self) -> int:
         """Publish one batch; return how many rows were settled (sent or unroutable).
@@ -173,15 +190,10 @@ class Relay:
         skips them; a row is marked sent only after its confirm. Raises
         BusUnavailable (after counting the attempt) when the broker is gone.
         """
-        t = self.table
         started = time.perf_counter()
         error: str | None = None
         with self.db.engine.begin() as conn:
-            query = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
-                     .where(t.c.status == "pending").order_by(t.c.id).limit(self.batch_size))
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query).all()
+            rows = conn.execute(self._take).all()
             if not rows:
                 return 0
             messages = [Outgoing(r.event_id, r.exchange, r.routing_key, r.body.encode(),
@@ -190,8 +202,7 @@ class Relay:
                 result = self.bus.publish_batch(messages)
             except BusUnavailable as exc:
                 error = str(exc) or type(exc).__name__
-                conn.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
-                             .values(attempts=t.c.attempts + 1, last_error=error[:2000]))
+                conn.execute(self._mark_failed, {"ids": [r.id for r in rows], "error": error[:2000]})
             else:
                 self._settle(conn, rows, result)
         if error is not None:
@@ -213,7 +224,7 @@ class Relay:
         result.confirmed &= set(by_event)
         sent = [by_event[e] for e in result.confirmed]
         for chunk in _chunks(sent, 1000):
-            conn.execute(update(t).where(t.c.id.in_(chunk)).values(status="sent", sent_at=now))
+            conn.execute(self._mark_sent, {"ids": chunk, "now": now})
         for event_id, reason in result.returned.items():
             if event_id in by_event:
                 # Nobody subscribes to it yet: settled, visible in metrics and the row.
@@ -223,8 +234,7 @@ class Relay:
         if failed:
             reason = next(iter(result.failed.values()))
             for chunk in _chunks(failed, 1000):
-                conn.execute(update(t).where(t.c.id.in_(chunk)).values(
-                    attempts=t.c.attempts + 1, last_error=reason[:2000]))
+                conn.execute(self._mark_failed, {"ids": chunk, "error": reason[:2000]})
 
     def drain(self, timeout: float = 30.0) -> int:
         """Publish until the outbox is empty (tests, CLI); return how many rows this relay settled.
@@ -258,11 +268,15 @@ class Relay:
     def run_forever(self) -> None:
         """Publish as soon as a transaction with events commits; poll as a fallback."""
         backoff = 0.5
+        busy, finished = False, float("-inf")
         while not self._stop.is_set():
+            if not busy and time.monotonic() - finished < self.linger:
+                self._stop.wait(self.linger)  # events come fast: let the next ones join this batch
             # Cleared before the batch: a commit from now on wakes the next wait.
             self.db.outbox_committed.clear()
             try:
                 busy = self.run_once() >= self.batch_size
+                finished = time.monotonic()
                 backoff = 0.5
                 if not busy:
                     PENDING.labels(self.service).set(0)
