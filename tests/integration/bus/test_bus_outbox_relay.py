@@ -67,6 +67,26 @@ def test_the_relay_publishes_as_soon_as_a_transaction_commits(ledger, effects, s
     assert reconcile(ledger.db, effects.db)["duplicated"] == 0
 
 
+def test_events_committed_faster_than_the_linger_go_out_together(ledger, effects, start_worker, wiretap):
+    start_worker(effects)
+    relay = ledger.relay(poll_interval=30, linger=0.05)
+    batches: list[int] = []
+    run_once = relay.run_once
+    relay.run_once = lambda: batches.append(run_once()) or batches[-1]  # type: ignore[method-assign]
+    thread = threading.Thread(target=relay.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: relay._listener is not None, message="the relay to LISTEN")
+        ids = record_entries(ledger.db, 200, per_transaction=1)  # 200 commits, ~1 ms apart
+        wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+    finally:
+        relay.stop()
+        thread.join(timeout=10)
+    published = [n for n in batches if n]
+    assert sum(published) == 200 and sum(wiretap.collect().values()) == 200
+    assert len(published) <= 200 / 4, f"{len(published)} batches for 200 events: the relay did not linger"
+
+
 def test_publishing_everything_twice_applies_no_effect_twice(ledger, effects, start_worker, wiretap):
     _, outcomes = start_worker(effects)
     ids = record_entries(ledger.db, 200)
