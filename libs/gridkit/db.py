@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Column, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -103,14 +104,25 @@ class Database:
         they go to: the database parses, plans and answers once."""
         driver: Any = session.connection().connection.driver_connection
         dbapi = self.engine.dialect.loaded_dbapi
+        statements = list(self._statements(batches, notify))
+        # A transaction that is nothing but this one statement needs no BEGIN and COMMIT
+        # (two more round trips): one statement is atomic on its own. Only when nothing
+        # was sent before it and the unit of work has nothing left to flush after it.
+        alone = len(statements) == 1 and driver.info.transaction_status == TransactionStatus.IDLE \
+            and not (session.new or session.dirty or session.deleted)
         with driver.cursor() as cursor:
-            for sql, params in self._statements(batches, notify):
+            for sql, params in statements:
                 try:
+                    if alone:
+                        driver.autocommit = True
                     cursor.execute(sql, params)
                 except dbapi.Error as exc:
                     # As SQLAlchemy would raise it (IntegrityError, OperationalError, …):
                     # callers and the web app's error handlers catch those.
                     raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+                finally:
+                    if alone:
+                        driver.autocommit = False
 
     def _statements(self, batches: dict[Table, list[dict]], notify: bool) -> Iterator[tuple[str, list]]:
         parts: list[str] = []

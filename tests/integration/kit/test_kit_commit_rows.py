@@ -120,3 +120,13 @@ def test_more_rows_than_one_statement_may_carry_are_split_and_all_written(databa
     with database.sessions() as session:
         lines = session.scalars(select(Line.text).order_by(Line.id)).all()
     assert lines == [f"line {i}" for i in range(9)]
+
+
+def test_they_commit_or_fail_together_with_the_sessions_own_changes(database):
+    with database.transaction() as session:
+        session.add(Tag(id=1))
+    with pytest.raises(IntegrityError), database.transaction() as session:
+        insert_at_commit(session, Parcel.__table__, {"id": "p1", "label": "a"})
+        session.add(Tag(id=1))  # flushed after the rows, and refused: the rows must go too
+
+    assert count(database, Parcel) == 0
