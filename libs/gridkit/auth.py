@@ -81,6 +81,12 @@ class JwksCache:
         self._fetched_at = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def fetched_at(self) -> float:
+        """When the keys were last read (time.monotonic()); tokens verified with them are
+        remembered until the next read."""
+        return self._fetched_at
+
     def key(self, kid: str) -> jwt.PyJWK | None:
         now = time.monotonic()
         stale = now - self._fetched_at > self.ttl
@@ -106,9 +112,10 @@ class TokenVerifier:
 
     A client sends the same token with every request until it expires; checking its
     signature each time was a tenth of a busy route's CPU. A verified token is
-    remembered until it expires, but never longer than the signing keys are (the
-    JWKS cache's ``ttl``), so a key withdrawn from identity stops working as soon as
-    it would without this memory."""
+    remembered until it expires, but only as long as the keys it was checked with:
+    when the JWKS is read again (every ``ttl`` seconds, or for an unknown key id) it
+    is checked again, so a key withdrawn from identity stops working as soon as it
+    would without this memory."""
 
     MEMORY = 10_000  # tokens remembered at most; past that the memory starts afresh
 
@@ -137,14 +144,15 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         remembered = self._verified.get(token)
         if remembered is not None:
-            principal, expires, until = remembered
-            if time.time() < expires + self.leeway and time.monotonic() < until:
+            principal, expires, keys_read_at = remembered
+            if time.time() < expires + self.leeway and keys_read_at == self.jwks.fetched_at \
+                    and time.monotonic() - keys_read_at < self.jwks.ttl:
                 return principal
             self._verified.pop(token, None)
         principal, expires = self._verify(token)
         if len(self._verified) >= self.MEMORY:
             self._verified.clear()
-        self._verified[token] = (principal, expires, time.monotonic() + self.jwks.ttl)
+        self._verified[token] = (principal, expires, self.jwks.fetched_at)
         return principal
 
     def _verify(self, token: str) -> tuple[Principal, float]:
