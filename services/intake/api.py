@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+from types import SimpleNamespace
 
 from flask import Response, request
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -250,7 +251,7 @@ def rule(check, *args) -> None:
         raise (Forbidden(str(exc)) if exc.status == 403 else Conflict(str(exc))) from None
 
 
-def petition_out(session: Session, p: Petition, principal: Principal, *,
+def petition_out(session: Session, p: Petition | SimpleNamespace, principal: Principal, *,
                  followers: set[str] | None = None, photos: list[str] | None = None) -> dict:
     """The petition as its reader may see it; ``followers`` and ``photos`` when the
     caller knows them already (a petition just submitted)."""
@@ -485,26 +486,25 @@ def submit(body):
                 raise Problem(409, "similar petitions are open nearby: follow one of them (me too), "
                               'or submit again with "separate": true', type="duplicate", similar=similar)
         at = now()
-        petition = Petition(
-            id=str(uuid.uuid4()), channel=channel, category=category.code, network=category.network,
-            description=body["description"], lon=lon, lat=lat, building_id=building_id,
-            county_code=areas.get("county"), street_code=areas.get("street"),
-            community_code=areas.get("community"), reporter_id=reporter_id,
-            submitted_by=principal.subject if operator else None, anonymous=body["anonymous"],
-            contact_name=key.seal_optional(name, "name"),
-            contact_phone=key.seal_optional(contact.get("phone"), "phone"),
-            closed_on_spot=body["closed_on_spot"], handlers="[]", submitted_at=at, updated_at=at,
-            case_id=None, grid_id=None, result=None, merged_into=None, rating=None, rating_comment=None,
-            rated_at=None, resolved_at=None)
-        if body["closed_on_spot"]:
-            petition.status, petition.result, petition.resolved_at = "resolved", body["result"], at
-        else:
-            petition.status = "submitted"
-        # The hot path: written at commit with its timeline line and event, not through the
-        # unit of work (its bookkeeping cost more than the statement); ``petition`` stays a
-        # plain object for the answer. Photos attached below are flushed after it.
-        insert_at_commit(session, Petition.__table__,
-                         {c.key: getattr(petition, c.key) for c in Petition.__table__.columns})
+        on_spot = body["closed_on_spot"]
+        row = {
+            "id": str(uuid.uuid4()), "channel": channel, "category": category.code,
+            "network": category.network, "description": body["description"], "lon": lon, "lat": lat,
+            "building_id": building_id, "county_code": areas.get("county"),
+            "street_code": areas.get("street"), "community_code": areas.get("community"),
+            "reporter_id": reporter_id, "submitted_by": principal.subject if operator else None,
+            "anonymous": body["anonymous"], "contact_name": key.seal_optional(name, "name"),
+            "contact_phone": key.seal_optional(contact.get("phone"), "phone"),
+            "closed_on_spot": on_spot, "status": "resolved" if on_spot else "submitted",
+            "case_id": None, "grid_id": None, "handlers": "[]", "result": body.get("result") if on_spot else None,
+            "merged_into": None, "rating": None, "rating_comment": None, "rated_at": None,
+            "resolved_at": at if on_spot else None, "submitted_at": at, "updated_at": at,
+        }
+        # The hot path: a plain row written at commit with its timeline line and event, not an
+        # ORM object in the unit of work (its bookkeeping cost more than the statement). The
+        # answer reads it as it would read a Petition. Photos attached below are flushed after it.
+        insert_at_commit(session, Petition.__table__, row)
+        petition = SimpleNamespace(**row, handler_ids=set())
         attach_photos(session, petition.id, body["photos"], principal)
         if body["closed_on_spot"]:
             add_step(session, petition.id, "submitted_on_spot", at, result=body["result"])

@@ -13,8 +13,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from shapely.geometry import Point, shape
-from shapely.prepared import prep
+import shapely
+from shapely.geometry import shape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -51,7 +51,8 @@ class Places:
                 areas = []
                 for d in session.scalars(select(Division)):
                     geom = shape(json.loads(d.boundary))
-                    areas.append(Area(d.code, d.kind, d.name, geom.bounds, prep(geom)))
+                    shapely.prepare(geom)
+                    areas.append(Area(d.code, d.kind, d.name, geom.bounds, geom))
                 self._areas, self._version = areas, version
         return self._areas
 
@@ -64,10 +65,10 @@ class Places:
 
     @staticmethod
     def _locate(areas: list[Area], lon: float, lat: float) -> dict[str, str]:
-        point = Point(lon, lat)
         found: dict[str, str] = {}
         for area in areas:
             x0, y0, x1, y1 = area.bounds
-            if x0 <= lon <= x1 and y0 <= lat <= y1 and area.geom.covers(point):
+            # intersects: a point on the boundary counts (covers), without building a Point
+            if x0 <= lon <= x1 and y0 <= lat <= y1 and shapely.intersects_xy(area.geom, lon, lat):
                 found.setdefault(area.kind, area.code)
         return found
