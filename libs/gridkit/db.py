@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from psycopg.pq import TransactionStatus
 from sqlalchemy import Column, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -81,6 +80,7 @@ class Database:
         # Relays in this process wait on this; set whenever outbox rows commit.
         self.outbox_committed = threading.Event()
         event.listen(self.sessions, "before_commit", self._before_commit)
+        event.listen(self.sessions, "after_begin", self._connected)
         event.listen(self.sessions, "after_commit", self._after_commit)
         event.listen(self.sessions, "after_soft_rollback", self._after_rollback)
 
@@ -99,21 +99,28 @@ class Database:
             self._write_raw(session, batches, notify)
 
     def _write_raw(self, session: Session, batches: dict[Table, list[dict]], notify: bool) -> None:
-        """The commit's rows and NOTIFY on the transaction's own psycopg connection, as
-        one statement (its INSERTs as data-modifying WITH clauses) however many tables
-        they go to: the database parses, plans and answers once."""
-        driver: Any = session.connection().connection.driver_connection
-        dbapi = self.engine.dialect.loaded_dbapi
+        """The commit's rows and NOTIFY through psycopg, as one statement (its INSERTs as
+        data-modifying WITH clauses) however many tables they go to: the database
+        parses, plans and answers once."""
         statements = list(self._statements(batches, notify))
-        # A transaction that is nothing but this one statement needs no BEGIN and COMMIT
-        # (two more round trips): one statement is atomic on its own. Only when nothing
-        # was sent before it and the unit of work has nothing left to flush after it.
-        alone = len(statements) == 1 and driver.info.transaction_status == TransactionStatus.IDLE \
-            and not (session.new or session.dirty or session.deleted)
+        if len(statements) == 1 and not session.info.get(CONNECTED) \
+                and not (session.new or session.dirty or session.deleted):
+            # The whole transaction is this one statement, atomic on its own: no BEGIN and
+            # COMMIT round trips, and no connection held by the session for nothing.
+            raw = self.engine.raw_connection()
+            try:
+                self._execute(raw.driver_connection, statements, autocommit=True)
+            finally:
+                raw.close()
+        else:
+            self._execute(session.connection().connection.driver_connection, statements)
+
+    def _execute(self, driver: Any, statements: list[tuple[str, list]], *, autocommit: bool = False) -> None:
+        dbapi = self.engine.dialect.loaded_dbapi
         with driver.cursor() as cursor:
             for sql, params in statements:
                 try:
-                    if alone:
+                    if autocommit:
                         driver.autocommit = True
                     cursor.execute(sql, params)
                 except dbapi.Error as exc:
@@ -121,7 +128,7 @@ class Database:
                     # callers and the web app's error handlers catch those.
                     raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
                 finally:
-                    if alone:
+                    if autocommit:
                         driver.autocommit = False
 
     def _statements(self, batches: dict[Table, list[dict]], notify: bool) -> Iterator[tuple[str, list]]:
@@ -146,12 +153,17 @@ class Database:
         if parts:
             yield _together(parts), params
 
+    def _connected(self, session: Session, transaction, connection) -> None:
+        session.info[CONNECTED] = True  # the session's transaction holds a connection
+
     def _after_commit(self, session: Session) -> None:
+        session.info.pop(CONNECTED, None)
         if session.info.pop("outbox_dirty", False):
             self.outbox_committed.set()
 
     def _after_rollback(self, session: Session, previous) -> None:
         if not previous.nested:  # a savepoint's rollback leaves the transaction's rows alone
+            session.info.pop(CONNECTED, None)
             session.info.pop(COMMIT_ROWS, None)  # added in what was rolled back: never written
             session.info.pop("outbox_dirty", None)
 
@@ -184,6 +196,7 @@ class Database:
 
 
 COMMIT_ROWS = "gridkit.commit_rows"
+CONNECTED = "gridkit.connected"
 MAX_PARAMETERS = 30_000  # per statement (PostgreSQL's protocol allows 65 535)
 
 
@@ -217,6 +230,7 @@ class _InsertPlan:
         self.keys = keys
         self.defaults = [_default(c) for c in defaulted]
         self.processors = [_processor(c, dialect) for c in given + defaulted]
+        self.processing = any(p is not None for p in self.processors)
         self.width = len(given) + len(defaulted)
         quote = dialect.identifier_preparer
         names = ", ".join(quote.format_column(c) for c in given + defaulted)
@@ -228,6 +242,8 @@ class _InsertPlan:
 
     def values(self, row: dict) -> list:
         values = [row[key] for key in self.keys] + [default() for default in self.defaults]
+        if not self.processing:
+            return values
         return [v if process is None or v is None else process(v)
                 for v, process in zip(values, self.processors, strict=True)]
 
