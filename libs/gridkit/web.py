@@ -100,7 +100,8 @@ class BoundedInt(IntegerConverter):
 
 def _reject_nul() -> None:
     # PostgreSQL text cannot hold NUL; no legitimate input has one.
-    if "\x00" in request.full_path or (request.is_json and b"\\u0000" in request.get_data()):
+    if "\x00" in request.path or b"\x00" in request.query_string \
+            or (request.is_json and b"\\u0000" in request.get_data()):
         raise Problem(422, "text must not contain NUL characters", type="validation-error",
                       title="Unprocessable Content", errors={"request": ["contains a NUL character"]})
 

@@ -37,6 +37,17 @@ def test_wrong_type_names_the_field(client):
     assert "priority" in response.json["errors"]
 
 
+@pytest.mark.parametrize("path, body", [
+    ("/notes", {"title": "a\u0000b", "priority": 2}),  # PostgreSQL text cannot hold it
+    ("/notes/%00", None),
+    ("/notes?title=%00&x=\x00", None),
+])
+def test_a_nul_character_anywhere_is_a_422_problem(client, path, body):
+    response = client.post(path, json=body) if body else client.get(path)
+    assert response.status_code == 422 and response.content_type == PROBLEM
+    assert response.json["errors"] == {"request": ["contains a NUL character"]}
+
+
 def test_body_that_is_not_json_is_a_problem(client):
     response = client.post("/notes", data="{not json", content_type="application/json")
     assert 400 <= response.status_code < 500
