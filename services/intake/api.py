@@ -252,15 +252,17 @@ def rule(check, *args) -> None:
 
 
 def petition_out(session: Session, p: Petition | SimpleNamespace, principal: Principal, *,
-                 followers: set[str] | None = None, photos: list[str] | None = None) -> dict:
-    """The petition as its reader may see it; ``followers`` and ``photos`` when the
-    caller knows them already (a petition just submitted)."""
+                 followers: set[str] | None = None, photos: list[str] | None = None,
+                 contact: tuple[str | None, str | None] | None = None) -> dict:
+    """The petition as its reader may see it; ``followers``, ``photos`` and the plain
+    ``contact`` (name, phone) when the caller knows them already (a petition just submitted)."""
     view = domain.contact_view(principal, reporter_id=p.reporter_id, anonymous=p.anonymous,
                                handlers=p.handler_ids, submitted_by=p.submitted_by)
-    key = data_key()
     reporter = None
-    contact = domain.shown_contact(view, key.open_optional(p.contact_name, "name"),
-                                   key.open_optional(p.contact_phone, "phone")) if view != "hidden" else None
+    if view != "hidden" and contact is None:
+        key = data_key()
+        contact = key.open_optional(p.contact_name, "name"), key.open_optional(p.contact_phone, "phone")
+    contact = domain.shown_contact(view, *contact) if view != "hidden" and contact else None
     if contact is not None:
         reporter = contact | {"id": p.reporter_id if view == "full" else None}
     followers = followers_of(session, p.id) if followers is None else followers
@@ -472,12 +474,13 @@ def submit(body):
     reporter_id = body.get("reporter_id") or principal.subject
     name = contact.get("name") if operator else (principal.name or contact.get("name"))
     key = data_key()
-    with runtime().db.transaction() as session:
-        category = runtime().extras["categories"].get(session, body["category"])
+    rt = runtime()
+    with rt.db.transaction() as session:
+        category = rt.extras["categories"].get(session, body["category"])
         if category is None or not category.active:
             raise Invalid({"category": [f"unknown category {body['category']}"]})
         lon, lat, building_id = resolve_place(session, body["place"])
-        areas = runtime().extras["places"].locate(session, lon, lat)
+        areas = rt.extras["places"].locate(session, lon, lat)
         if "county" not in areas:
             raise Invalid({"place": ["the place is outside every county served here"]})
         if not body["separate"] and not body["closed_on_spot"]:
@@ -520,7 +523,8 @@ def submit(body):
             "closed_on_spot": petition.closed_on_spot, "photos": len(body["photos"]),
             "submitted_at": at,
         }, subject=petition.id)
-        out = petition_out(session, petition, principal, followers=set(), photos=body["photos"])
+        out = petition_out(session, petition, principal, followers=set(), photos=body["photos"],
+                           contact=(name, contact.get("phone")))
     return out, 201, {"Location": f"/petitions/{petition.id}"}
 
 
