@@ -66,7 +66,7 @@ class Petition(Base):
     county_code = Column(String(64))
     street_code = Column(String(64))
     community_code = Column(String(64))
-    reporter_id = Column(UserId, nullable=False, index=True)
+    reporter_id = Column(UserId, nullable=False)  # looked up through ix_petitions_reporter_order
     submitted_by = Column(UserId)
     anonymous = Column(Boolean, nullable=False, default=False)
     contact_name = Column(Text)  # sealed
