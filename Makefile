@@ -42,7 +42,7 @@ catalogue: $(STAMP) ## regenerate docs/events/asyncapi.json from the event decla
 	@mkdir -p docs/events
 	$(BIN)/gridgov catalogue -o docs/events/asyncapi.json
 
-bench: $(STAMP) ## measure locate and relay against their baselines; writes bench-results.json
+bench: $(STAMP) ## measure locate, relay and the petition loop against their baselines; writes bench-results.json
 	$(BIN)/python -m bench
 
 clean: ## remove the virtualenv, demo data and caches
