@@ -113,62 +113,57 @@ class _Unknown(Exception):
 def _compile(schema: Schema) -> Callable[[Any], dict]:
     if schema._hooks.get(VALIDATES_SCHEMA) or schema._hooks.get(VALIDATES):
         raise _Unknown
-    checks = [(f.data_key or name, f.required, f.allow_none, _value_check(f), tuple(f.validators))
+    checks = [(f.data_key or name, f.required, _field_check(f))
               for name, f in schema.fields.items() if not f.dump_only]
 
     def check(data: Any) -> dict:
         if not isinstance(data, dict):
             return {"_schema": ["Invalid input type."]}
         errors: dict = {}
-        for key, required, allow_none, value_check, validators in checks:
+        for key, required, field_check in checks:
             if key not in data:
                 if required:
                     errors[key] = ["Missing data for required field."]
-                continue
-            value = data[key]
-            if value is None:
-                if not allow_none:
-                    errors[key] = ["Field may not be null."]
-                continue
-            problem = value_check(value)
-            if not problem:
-                try:
-                    for validator in validators:
-                        validator(value)
-                except ValidationError as exc:
-                    problem = exc.messages
-            if problem:
+            elif problem := field_check(data[key]):
                 errors[key] = problem
         return errors
 
     return check
 
 
-def _value_check(field: fields.Field) -> Callable[[Any], Any]:
+def _field_check(field: fields.Field) -> Callable[[Any], Any]:
+    """The messages for one given value of ``field``, or None when it keeps the contract."""
+    typed = _type_check(field)
+    validators = tuple(field.validators)
+
+    def check(value):
+        if value is None:
+            return None if field.allow_none else ["Field may not be null."]
+        if problem := typed(value):
+            return problem
+        try:
+            for validator in validators:
+                validator(value)
+        except ValidationError as exc:
+            return exc.messages
+        return None
+
+    return check
+
+
+def _type_check(field: fields.Field) -> Callable[[Any], Any]:
     if isinstance(field, fields.Nested):
         if field.many:
             raise _Unknown
         inner = _compile(field.schema)
         return lambda value: inner(value) if isinstance(value, dict) else ["Invalid input type."]
     if isinstance(field, fields.List):
-        item = _value_check(field.inner)
-        validators = tuple(field.inner.validators)
+        item = _field_check(field.inner)
 
         def each(value):
             if not isinstance(value, list):
                 return ["Not a valid list."]
-            errors = {}
-            for i, v in enumerate(value):
-                problem = item(v) if v is not None else (None if field.inner.allow_none else ["Field may not be null."])
-                if not problem and v is not None:
-                    try:
-                        for validator in validators:
-                            validator(v)
-                    except ValidationError as exc:
-                        problem = exc.messages
-                if problem:
-                    errors[i] = problem
-            return errors
+            return {i: problem for i, v in enumerate(value) if (problem := item(v))}
 
         return each
     wire = _WIRE_TYPES.get(type(field))
