@@ -16,7 +16,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from .bus import Bus, BusUnavailable, Outgoing
 from .db import OUTBOX_CHANNEL, Database, insert_at_commit
-from .events import REGISTRY, Envelope, EventType, InvalidEvent
+from .events import Envelope, EventType
 
 log = logging.getLogger(__name__)
 
@@ -95,29 +94,10 @@ class Outbox:
 
     def record_many(self, session: Session, event_type: EventType,
                     items: list[tuple[Any, str | None]]) -> None:
-        """Many events of one type in one round trip (bulk imports): the same
-        contract as :meth:`record`, checked by one schema for the whole batch.
-        ``items`` are ``(data, subject)`` pairs."""
-        if not items:
-            return
-        if REGISTRY.get(event_type.type) is not event_type:
-            raise InvalidEvent(f"undeclared event type {event_type.type!r}")
-        schema = event_type.schema()
-        dumped = schema.dump([data for data, _ in items], many=True)
-        errors = schema.validate(dumped, many=True)
-        if errors:
-            raise InvalidEvent(f"{event_type.type}: invalid data: {json.dumps(errors, default=str)[:2000]}")
-        now = utcnow()
-        source, stamp = f"gridgov/{event_type.producer}", now.isoformat()
-        rows = []
-        for data, (_, subject) in zip(dumped, items, strict=True):
-            envelope = Envelope(str(uuid.uuid4()), event_type.type, source, stamp, data, subject)
-            rows.append({"event_id": envelope.id, "exchange": event_type.exchange,
-                         "routing_key": event_type.type, "created_at": now, "status": "pending",
-                         "attempts": 0, "body": json.dumps(envelope.to_json(), ensure_ascii=False,
-                                                            separators=(",", ":"))})
-        session.execute(insert(self.table), rows)
-        session.info["outbox_dirty"] = True
+        """Many events of one type (bulk imports): :meth:`record` for each ``(data,
+        subject)`` pair; like every event they are written at commit, together."""
+        for data, subject in items:
+            self.record(session, event_type, data, subject=subject)
 
     def pending_count(self, db: Database) -> int:
         with db.engine.connect() as conn:
