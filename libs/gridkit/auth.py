@@ -124,7 +124,7 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
-        self._verified: dict[str, tuple[Principal, float, float]] = {}  # token → (principal, exp, until)
+        self._verified: dict[str, tuple[Principal, float, float]] = {}  # token → (principal, exp, keys read at)
 
     @classmethod
     def from_url(cls, url: str, **kwargs) -> TokenVerifier:

@@ -5,10 +5,11 @@ together (business rows, outbox rows, inbox rows) or not at all.
 
 :func:`insert_at_commit` is the cheap way to add rows that nothing reads back
 before the commit (a new petition, its first timeline line, the events a
-transaction records): they are written when the transaction commits, one
-statement per table, and on PostgreSQL through psycopg's own cursor. Through
-the ORM or Core each such statement cost about five times the client CPU of
-the statement itself, which on the busiest routes was most of the request.
+transaction records): they are written when the transaction commits, on
+PostgreSQL all of them (and the outbox NOTIFY) as one statement through
+psycopg's own cursor. Through the ORM or Core each such statement cost about
+five times the client CPU of the statement itself, which on the busiest routes
+was most of the request.
 """
 
 from __future__ import annotations
@@ -117,19 +118,20 @@ class Database:
 
     def _execute(self, driver: Any, statements: list[tuple[str, list]], *, autocommit: bool = False) -> None:
         dbapi = self.engine.dialect.loaded_dbapi
-        with driver.cursor() as cursor:
-            for sql, params in statements:
-                try:
-                    if autocommit:
-                        driver.autocommit = True
-                    cursor.execute(sql, params)
-                except dbapi.Error as exc:
-                    # As SQLAlchemy would raise it (IntegrityError, OperationalError, …):
-                    # callers and the web app's error handlers catch those.
-                    raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
-                finally:
-                    if autocommit:
-                        driver.autocommit = False
+        if autocommit:
+            driver.autocommit = True
+        try:
+            with driver.cursor() as cursor:
+                for sql, params in statements:
+                    try:
+                        cursor.execute(sql, params)
+                    except dbapi.Error as exc:
+                        # As SQLAlchemy would raise it (IntegrityError, OperationalError, …):
+                        # callers and the web app's error handlers catch those.
+                        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+        finally:
+            if autocommit:
+                driver.autocommit = False
 
     def _statements(self, batches: dict[Table, list[dict]], notify: bool) -> Iterator[tuple[str, list]]:
         parts: list[str] = []
@@ -206,9 +208,9 @@ def insert_at_commit(session: Session, table: Table, row: dict) -> None:
     For new rows that nothing in the same transaction reads back: a query before the
     commit does not see them. They are written together, before the session flushes
     its own pending changes (so those may refer to them), and may refer to rows added
-    before them. Each table's rows go in in the order
-    they were added (grouped by which columns they give): an autoincrement id follows
-    that order. Columns left out get their Python default, else the database's."""
+    before them. Each table's rows go in in the order they were added (grouped by
+    which columns they give): an autoincrement id follows that order. Columns left
+    out get their Python default, else the database's."""
     session.info.setdefault(COMMIT_ROWS, {}).setdefault(table, []).append(row)
 
 
