@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields
-from marshmallow.decorators import POST_DUMP, PRE_DUMP, VALIDATES, VALIDATES_SCHEMA
+from marshmallow import Schema, ValidationError
+
+from .schemas import plain_dump, plain_load, wire_check
 
 SPECVERSION = "1.0"
 MAX_ID_LENGTH = 200  # what an inbox remembers (gridkit.outbox.Inbox.event_id)
@@ -74,195 +75,18 @@ class EventType:
             raise InvalidEvent(f"{self.type}: invalid data: {json.dumps(errors, ensure_ascii=False)}")
         return dumped
 
+    @cached_property
+    def _plain_load(self) -> Callable[[Any], dict | None]:
+        return plain_load(self._schema)
+
     def load(self, data: Any) -> dict:
+        loaded = self._plain_load(data)
+        if loaded is not None:
+            return loaded
         try:
             return self._schema.load(data)
         except ValidationError as exc:
             raise InvalidEvent(f"{self.type}: invalid data: {json.dumps(exc.messages, ensure_ascii=False)}") from exc
-
-
-# --- the publisher's check ----------------------------------------------------------------
-#
-# What a dump may still get wrong is what the schema asks beyond types: a required field
-# missing, a null where none is allowed, a value its validators refuse (OneOf, Range…).
-# marshmallow's own validate() finds those by loading the dump back (every field parsed
-# again, datetimes included), which cost a quarter of a petition's CPU. This check walks
-# the wire form once with the schema's own fields and validators; a schema with anything
-# it does not know (a schema-level validator, another field type) is checked by
-# marshmallow as before. Consumers always load events through marshmallow.
-
-_WIRE_TYPES: dict[type, tuple[type, ...]] = {
-    fields.String: (str,), fields.DateTime: (str,), fields.Integer: (int,),
-    fields.Float: (int, float), fields.Boolean: (bool,), fields.Dict: (dict,),
-}
-
-
-def wire_check(schema: Schema) -> Callable[[dict], dict]:
-    """A function giving the errors (marshmallow's shape: field → messages) of a dumped
-    event, or {} when it keeps the schema's contract."""
-    try:
-        return _compile(schema)
-    except _Unknown:
-        return schema.validate
-
-
-class _Unknown(Exception):
-    pass
-
-
-def _compile(schema: Schema) -> Callable[[Any], dict]:
-    if schema._hooks.get(VALIDATES_SCHEMA) or schema._hooks.get(VALIDATES):
-        raise _Unknown
-    checks = [(f.data_key or name, f.required, _field_check(f))
-              for name, f in schema.fields.items() if not f.dump_only]
-
-    def check(data: Any) -> dict:
-        if not isinstance(data, dict):
-            return {"_schema": ["Invalid input type."]}
-        errors: dict = {}
-        for key, required, field_check in checks:
-            if key not in data:
-                if required:
-                    errors[key] = ["Missing data for required field."]
-            elif problem := field_check(data[key]):
-                errors[key] = problem
-        return errors
-
-    return check
-
-
-def _field_check(field: fields.Field) -> Callable[[Any], Any]:
-    """The messages for one given value of ``field``, or None when it keeps the contract."""
-    typed = _type_check(field)
-    validators = tuple(field.validators)
-
-    def check(value):
-        if value is None:
-            return None if field.allow_none else ["Field may not be null."]
-        if problem := typed(value):
-            return problem
-        try:
-            for validator in validators:
-                validator(value)
-        except ValidationError as exc:
-            return exc.messages
-        return None
-
-    return check
-
-
-def _type_check(field: fields.Field) -> Callable[[Any], Any]:
-    if isinstance(field, fields.Nested):
-        if field.many:
-            raise _Unknown
-        inner = _compile(field.schema)
-        return lambda value: inner(value) if isinstance(value, dict) else ["Invalid input type."]
-    if isinstance(field, fields.List):
-        item = _field_check(field.inner)
-
-        def each(value):
-            if not isinstance(value, list):
-                return ["Not a valid list."]
-            return {i: problem for i, v in enumerate(value) if (problem := item(v))}
-
-        return each
-    wire = _WIRE_TYPES.get(type(field))
-    if wire is None:
-        raise _Unknown
-    refuse_bool = bool not in wire  # True is an int to Python, not to the contract
-
-    def typed(value):
-        if not isinstance(value, wire) or (refuse_bool and isinstance(value, bool)):
-            return [f"Not a valid {type(field).__name__.lower()}."]
-        return None
-
-    return typed
-
-
-def plain_dump(schema: Schema) -> Callable[[Any], dict | None]:
-    """A function giving what ``schema.dump(data)`` gives for plain data (a dict whose
-    values already have the fields' own Python types: str, int, float, bool, datetime,
-    dict, list, nested dicts), or None for anything else, which marshmallow then dumps.
-    marshmallow's dump calls a few layers per field; events are dumped on every publish."""
-    try:
-        dump_or_raise = _compile_dump(schema)
-    except _Unknown:
-        return lambda data: None
-
-    def dump(data: Any) -> dict | None:
-        try:
-            return dump_or_raise(data)
-        except _NotPlain:
-            return None
-
-    return dump
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _compile_dump(schema: Schema) -> Callable[[Any], dict]:
-    """The dump of plain data; raises _NotPlain for anything else."""
-    if any(schema._hooks.get(hook) for hook in (PRE_DUMP, POST_DUMP)):
-        raise _Unknown
-    plan = [(f.attribute or name, f.data_key or name, _value_dump(f))
-            for name, f in schema.fields.items() if not f.load_only]
-
-    def dump(data: Any) -> dict:
-        if type(data) is not dict:
-            raise _NotPlain
-        out = {}
-        for attribute, key, value_dump in plan:
-            if attribute in data:
-                value = data[attribute]
-                out[key] = None if value is None else value_dump(value)
-        return out
-
-    return dump
-
-
-def _value_dump(field: fields.Field) -> Callable[[Any], Any]:
-    if isinstance(field, fields.Nested):
-        if field.many:
-            raise _Unknown
-        return _compile_dump(field.schema)
-    if isinstance(field, fields.List):
-        item = _value_dump(field.inner)
-
-        def each(value):
-            if type(value) not in (list, tuple):
-                raise _NotPlain
-            return [None if v is None else item(v) for v in value]
-
-        return each
-    kind = type(field)
-    if kind is fields.DateTime and getattr(field, "format", None) in (None, "iso"):
-        return _isoformat
-    if kind is fields.Float:
-        return _float
-    plain = {fields.String: str, fields.Integer: int, fields.Boolean: bool, fields.Dict: dict}.get(kind)
-    if plain is None or getattr(field, "key_field", None) or getattr(field, "value_field", None):
-        raise _Unknown
-
-    def same(value):
-        if type(value) is not plain:
-            raise _NotPlain
-        return dict(value) if plain is dict else value
-
-    return same
-
-
-def _isoformat(value):
-    if type(value) is not datetime:
-        raise _NotPlain
-    return value.isoformat()
-
-
-def _float(value):
-    if type(value) not in (float, int):
-        raise _NotPlain
-    return float(value)
 
 
 def exchange_for(producer: str) -> str:

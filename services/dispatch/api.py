@@ -7,13 +7,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 from sqlalchemy import false, or_, select, true
 from sqlalchemy.orm import Session
 
 from gridkit.auth import Principal, current_principal, require_roles
 from gridkit.pagination import paginate
 from gridkit.problems import Conflict, Forbidden, NotFound
+from gridkit.schemas import Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 from flask import request
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 from sqlalchemy import select
 
 from gridkit.auth import (
@@ -21,6 +21,7 @@ from gridkit.auth import (
     require_roles,
 )
 from gridkit.problems import Forbidden, Invalid, NotFound
+from gridkit.schemas import Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 

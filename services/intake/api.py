@@ -13,7 +13,7 @@ from datetime import datetime
 from types import SimpleNamespace
 
 from flask import Response, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from gridkit.db import insert_at_commit
 from gridkit.idempotency import IDEMPOTENCY_PARAMETER
 from gridkit.pagination import decode_cursor, encode_cursor
 from gridkit.problems import Conflict, Forbidden, Invalid, NotFound, Problem
+from gridkit.schemas import Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 
 from flask import Response, request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import RAISE, ValidationError, fields, validate, validates
 from sqlalchemy import func, select, update
 
 from gridkit.auth import authenticated, current_principal, require_roles
 from gridkit.crypto import mask_phone
 from gridkit.pagination import decode_cursor, encode_cursor
 from gridkit.problems import Invalid, NotFound
+from gridkit.schemas import Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import numpy as np
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
+from gridkit.schemas import Schema
 from gridkit.web import Page
 
 from .. import domain, importer

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from gridkit.events import REGISTRY, plain_dump, wire_check
+from gridkit.events import REGISTRY
+from gridkit.schemas import plain_dump, wire_check
 
 # Every service's events declare themselves on import.
 for _module in ("identity", "grids", "intake", "dispatch", "notify"):
