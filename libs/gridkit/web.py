@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import flask_smorest
 from flask import Flask, Response, g, request
 from flask_smorest import Api
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from . import logs, metrics
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
+from .schemas import Schema
 
 log = logging.getLogger(__name__)
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 __all__ = ["Blueprint", "create_app", "Schema", "fields", "Page"]
@@ -136,20 +138,30 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
 
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
+        g.request_id = incoming if REQUEST_ID.match(incoming) else os.urandom(16).hex()
         g.started = time.perf_counter()
         logs.request_id.set(g.request_id)
         _reject_nul()
+
+    # Each (method, route, status)'s metric children, looked up once: labels() costs a
+    # lock and a few allocations on every request otherwise.
+    counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.HTTP_REQUESTS.labels(spec.name, request.method, route, str(response.status_code)).inc()
-        metrics.HTTP_SECONDS.labels(spec.name, request.method, route).observe(elapsed)
-        if route not in ("/metrics", "/healthz", "/readyz"):
+        method = request.method if request.method in METHODS else "other"  # bounded label values
+        key = (method, route, response.status_code)
+        children = counted.get(key)
+        if children is None:
+            children = counted[key] = (metrics.HTTP_REQUESTS.labels(spec.name, key[0], route, str(key[2])),
+                                       metrics.HTTP_SECONDS.labels(spec.name, key[0], route))
+        children[0].inc()
+        children[1].observe(elapsed)
+        if route not in ("/metrics", "/healthz", "/readyz") and log.isEnabledFor(logging.INFO):
             log.info("request", extra={"method": request.method, "route": route,
                                        "status": response.status_code,
                                        "duration_ms": round(elapsed * 1000, 2)})
