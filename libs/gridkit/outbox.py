@@ -21,6 +21,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     func,
     insert,
@@ -159,7 +161,10 @@ class Relay:
         take = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
                 .where(t.c.status == "pending").order_by(t.c.id).limit(batch_size))
         self._take = take if db.is_sqlite else take.with_for_update(skip_locked=True)
-        ids = t.c.id.in_(bindparam("ids", expanding=True))
+        # PostgreSQL takes the ids as one array parameter: an expanding IN is compiled
+        # again for every batch size.
+        ids = t.c.id.in_(bindparam("ids", expanding=True)) if db.is_sqlite else \
+            t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
         self._mark_sent = update(t).where(ids).values(status="sent", sent_at=bindparam("now"))
         self._mark_failed = update(t).where(ids).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
 
