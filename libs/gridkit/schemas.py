@@ -158,11 +158,12 @@ def _value_load(field: fields.Field) -> Callable[[Any], Any]:
     if field.pre_load or field.post_load:
         raise _Unknown
     kind = type(field)
-    if kind is fields.Nested:
+    typed: Callable[[Any], Any]
+    if kind is fields.Nested and isinstance(field, fields.Nested):
         if field.many:
             raise _Unknown
         typed = _compile_load(field.schema, field.unknown)  # its only/exclude already applied
-    elif kind is fields.List:
+    elif kind is fields.List and isinstance(field, fields.List):
         item = _value_load(field.inner)
 
         def typed(value):
@@ -175,7 +176,7 @@ def _value_load(field: fields.Field) -> Callable[[Any], Any]:
         typed = _exactly(bool)
     elif kind is fields.Integer:
         typed = _exactly(int)
-    elif kind is fields.Float and not field.allow_nan:
+    elif kind is fields.Float and isinstance(field, fields.Float) and not field.allow_nan:
         typed = _finite_float
     else:
         raise _Unknown
@@ -270,9 +271,9 @@ def _value_dump(field: fields.Field) -> Callable[[Any], Any]:
     kind = type(field)
     if kind is fields.DateTime and getattr(field, "format", None) in (None, "iso"):
         return _isoformat
-    if kind is fields.Float and not field.as_string:
+    if kind is fields.Float and isinstance(field, fields.Float) and not field.as_string:
         return _float
-    if kind is fields.Integer and field.as_string:
+    if isinstance(field, fields.Number) and field.as_string:
         raise _Unknown
     plain = {fields.String: str, fields.Integer: int, fields.Boolean: bool, fields.Dict: dict}.get(kind)
     if plain is None or getattr(field, "key_field", None) or getattr(field, "value_field", None):
