@@ -307,7 +307,7 @@ def _float(value):
 # again, datetimes included), which cost a quarter of a petition's CPU. This check walks
 # the wire form once with the schema's own fields and validators; a schema with anything
 # it does not know (a schema-level validator, another field type) is checked by
-# marshmallow as before. Consumers always load events through marshmallow.
+# marshmallow as before.
 
 _WIRE_TYPES: dict[type, tuple[type, ...]] = {
     fields.String: (str,), fields.DateTime: (str,), fields.Integer: (int,),

@@ -155,12 +155,12 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         method = request.method if request.method in METHODS else "other"  # bounded label values
         key = (method, route, response.status_code)
-        children = counted.get(key)
-        if children is None:
-            children = counted[key] = (metrics.HTTP_REQUESTS.labels(spec.name, key[0], route, str(key[2])),
-                                       metrics.HTTP_SECONDS.labels(spec.name, key[0], route))
-        children[0].inc()
-        children[1].observe(elapsed)
+        if key not in counted:
+            counted[key] = (metrics.HTTP_REQUESTS.labels(spec.name, method, route, str(response.status_code)),
+                            metrics.HTTP_SECONDS.labels(spec.name, method, route))
+        requests_total, seconds = counted[key]
+        requests_total.inc()
+        seconds.observe(elapsed)
         if route not in ("/metrics", "/healthz", "/readyz") and log.isEnabledFor(logging.INFO):
             log.info("request", extra={"method": request.method, "route": route,
                                        "status": response.status_code,

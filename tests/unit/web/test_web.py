@@ -98,6 +98,13 @@ def test_metrics_count_requests_by_route_template(client):
     assert 'gridgov_http_requests_total{method="POST",route="/notes",service="sample",status="201"}' in text
 
 
+def test_metrics_count_unknown_methods_as_other(client):
+    # Any method string a client sends would otherwise be a new series, without bound.
+    client.open("/notes", method="BREW")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'method="other"' in text and "BREW" not in text
+
+
 def test_openapi_documents_routes_and_problem_errors(client):
     doc = client.get("/openapi.json").json
     assert doc["openapi"].startswith("3.")
