@@ -13,8 +13,9 @@
   saturation (``SAT_CLIENTS`` client threads, keep-alive, ``SAT_SECONDS``)
   next to ``bench/bare_insert.py`` under gunicorn with the same settings
   (deploy/gunicorn.conf.py, same workers and threads) on its own scratch
-  database: same client, same body, same headers; ``SAT_ROUNDS`` alternating
-  rounds of each, the median of each.
+  database: same client, same body, same headers; ``SAT_ROUNDS`` pairs of
+  rounds, one of each server back to back (which goes first alternates), and
+  the pair with the median ratio.
 
 Everything runs in one process tree: the platform from ``start_platform``
 (gunicorn + worker per service) on a scratch database per service and a
@@ -57,9 +58,9 @@ RATE = 50.0  # petitions/s
 DURATION = 60.0  # s
 CLIENTS = 8  # submitting threads in the paced run
 SAT_CLIENTS = 16  # client threads at saturation
-SAT_SECONDS = 8.0
-SAT_WARMUP = 2.0
-SAT_ROUNDS = 3
+SAT_SECONDS = 4.0
+SAT_WARMUP = 1.0
+SAT_ROUNDS = 7  # pairs; odd, so that one pair is the median
 GRIDS = 3  # one watched worker (one open stream) per grid
 WORKERS_PER_GRID = 2
 RESIDENTS = 6
@@ -578,31 +579,35 @@ def run(*, pg_url: str, amqp_url: str, scale: float = 1.0) -> list[Figure]:
         # with whichever server is measured; they wait (SIGSTOP) while both are measured,
         # and catch up after. intake's own relay keeps publishing every event.
         paused = ["dispatch-worker", "notify-worker"]
-        rates: dict[str, list[float]] = {"bare": [], "intake": []}
+        pairs: list[dict[str, float]] = []
         counts = {"bare": 0, "intake": 0}
         try:
             bare.wait_ready(body, token)
             for name in paused:
                 os.killpg(platform.processes[name].pid, signal.SIGSTOP)
-            # Alternating rounds, the median of each: the machine's speed drifts over a
-            # minute by more than the difference being measured.
-            for _ in range(SAT_ROUNDS):
-                for label, base in (("bare", bare.base), ("intake", platform.url("intake"))):
-                    rate, n = saturate(base, token, body, SAT_CLIENTS, SAT_SECONDS, SAT_WARMUP)
-                    rates[label].append(rate)
+            # The machine's speed drifts by up to 2x within a minute, more than the difference
+            # being measured: each pair is measured back to back, so it shares one phase, and
+            # the figure is the pair with the median ratio. Who goes first alternates.
+            servers = [("bare", bare.base), ("intake", platform.url("intake"))]
+            for k in range(SAT_ROUNDS):
+                pair = {}
+                for label, base in servers if k % 2 == 0 else servers[::-1]:
+                    pair[label], n = saturate(base, token, body, SAT_CLIENTS, SAT_SECONDS, SAT_WARMUP)
                     counts[label] += n
+                pairs.append(pair)
         finally:
             for name in paused:
                 os.killpg(platform.processes[name].pid, signal.SIGCONT)
             bare.stop()
-        bare_rate, intake_rate = float(np.median(rates["bare"])), float(np.median(rates["intake"]))
-        rounds = "; ".join(f"{label} " + ", ".join(f"{r:,.0f}" for r in values) for label, values in rates.items())
-        print(f"requests/s at saturation ({SAT_CLIENTS} clients, {SAT_ROUNDS} alternating rounds of "
-              f"{SAT_SECONDS:.0f} s): {rounds}", flush=True)
+        median = sorted(pairs, key=lambda p: p["intake"] / p["bare"])[len(pairs) // 2]
+        bare_rate, intake_rate = median["bare"], median["intake"]
+        rounds = ", ".join(f"{p['intake']:,.0f}/{p['bare']:,.0f} = {p['intake'] / p['bare']:.2f}" for p in pairs)
+        print(f"intake/bare requests/s at saturation ({SAT_CLIENTS} clients, {SAT_ROUNDS} pairs of "
+              f"{SAT_SECONDS:.0f} s rounds): {rounds}", flush=True)
         workers, threads = platform.env.get("GRIDGOV_WEB_WORKERS", "2"), os.environ.get("GRIDGOV_WEB_THREADS", "4")
         figures.append(Figure(
             "intake_vs_bare_insert", intake_rate, "requests/s", bare_rate, ">= 0.6",
-            notes=[f"median of {SAT_ROUNDS} alternating rounds each ({rounds} requests/s); {SAT_CLIENTS} "
+            notes=[f"the median of {SAT_ROUNDS} pairs of back-to-back rounds (intake/bare requests/s: {rounds}); {SAT_CLIENTS} "
                    f"keep-alive client threads for {SAT_SECONDS:.0f} s after {SAT_WARMUP:.0f} s warm-up per round, "
                    f"same body (separate: true) and token; both under deploy/gunicorn.conf.py "
                    f"({workers} workers x {threads} threads) on their own PostgreSQL database, with "
