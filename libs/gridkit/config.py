@@ -39,6 +39,8 @@ class Settings:
     # Reverse proxies in front of the service (X-Forwarded-For is trusted this
     # many hops deep); per-client limits need the real client address.
     trusted_proxies: int = 0
+    # Published events stay in the outbox this long (to see what went out), then go.
+    outbox_retention_days: float = 7.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +64,7 @@ class Settings:
             broker_timeout=float(_env("GRIDGOV_BROKER_TIMEOUT", "3")),  # type: ignore[arg-type]
             log_level=_env("GRIDGOV_LOG_LEVEL", "INFO"),  # type: ignore[arg-type]
             trusted_proxies=int(_env("GRIDGOV_TRUSTED_PROXIES", "0")),  # type: ignore[arg-type]
+            outbox_retention_days=float(_env("GRIDGOV_OUTBOX_RETENTION_DAYS", "7")),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
+    delete,
     func,
     insert,
     select,
@@ -54,6 +55,8 @@ PUBLISH_FAILURES = Counter("gridgov_outbox_publish_failures_total", "Failed publ
 PENDING = Gauge("gridgov_outbox_pending", "Events waiting in the outbox", ["service"],
                 multiprocess_mode="max")
 BATCH_SECONDS = Histogram("gridgov_outbox_batch_seconds", "Time to publish one relay batch", ["service"])
+PURGED = Counter("gridgov_outbox_purged_total", "Settled events deleted after the retention", ["service"])
+SETTLED = ("sent", "unroutable")
 
 
 def utcnow() -> datetime:
@@ -143,10 +146,16 @@ class Relay:
     batch costs about the same for one event as for fifty (two statements, one wait
     for the broker's confirms); under load that wait is what keeps the relay's CPU
     per event small. At a trickle it never waits.
+
+    ``retention``: settled rows (sent, unroutable) are kept that long, for whoever
+    wants to see what was published, then deleted (:meth:`purge`, every
+    ``purge_every`` seconds while the relay runs), so the outbox does not grow
+    without bound. Pending rows are never deleted.
     """
 
     def __init__(self, service: str, db: Database, outbox: Outbox, bus: Bus, *,
-                 batch_size: int = 500, poll_interval: float = 1.0, linger: float = 0.01):
+                 batch_size: int = 500, poll_interval: float = 1.0, linger: float = 0.01,
+                 retention: timedelta = timedelta(days=7), purge_every: float = 600.0):
         self.service = service
         self.db = db
         self.table = outbox.table
@@ -154,8 +163,11 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.linger = linger
+        self.retention = retention
+        self.purge_every = purge_every
         self._stop = threading.Event()
         self._listener = None
+        self._next_purge = time.monotonic()  # at start, then every purge_every
         # Built once: constructing a statement cost as much as running it.
         t = self.table
         take = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
@@ -221,6 +233,34 @@ class Relay:
             for chunk in _chunks(failed, 1000):
                 conn.execute(self._mark_failed, {"ids": chunk, "error": reason[:2000]})
 
+    def purge(self, now: datetime | None = None, *, chunk: int = 5000) -> int:
+        """Delete rows settled before ``now - retention``, oldest first, ``chunk`` rows per
+        transaction (short locks on a big backlog); return how many."""
+        t = self.table
+        cutoff = (now or utcnow()) - self.retention
+        purged = 0
+        for status in SETTLED:
+            while True:
+                oldest = (select(t.c.id).where(t.c.status == status, t.c.sent_at < cutoff)
+                          .order_by(t.c.id).limit(chunk))
+                with self.db.engine.begin() as conn:
+                    n = conn.execute(delete(t).where(t.c.id.in_(oldest.scalar_subquery()))).rowcount
+                purged += n
+                if n < chunk:
+                    break
+        PURGED.labels(self.service).inc(purged)
+        return purged
+
+    def _purge_when_due(self) -> None:
+        if time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + self.purge_every
+        try:
+            if n := self.purge():
+                log.info("outbox purged", extra={"rows": n, "retention_days": self.retention.days})
+        except Exception:  # noqa: BLE001 - housekeeping; publishing goes on, next time it retries
+            log.exception("outbox purge failed")
+
     def drain(self, timeout: float = 30.0) -> int:
         """Publish until the outbox is empty (tests, CLI); return how many rows this relay settled.
 
@@ -278,6 +318,7 @@ class Relay:
                 backoff = min(backoff * 2, 10)
                 continue
             if not busy:
+                self._purge_when_due()
                 self._wait_for_commit()
         self._close_listener()
 

@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ class Runtime:
             self.bus.declare_queues({q.queue: q.bindings for q in self.spec.subscriptions.queues.values()})
 
     def relay(self, **kwargs) -> Relay:
+        kwargs.setdefault("retention", timedelta(days=self.settings.outbox_retention_days))
         return Relay(self.spec.name, self.db, self.spec.outbox, self.bus, **kwargs)
 
     def worker(self, **kwargs) -> Worker | None:

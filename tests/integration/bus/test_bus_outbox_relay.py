@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
+from conftest import declare_consumer_queues
 from ledger_service import (
     Entry,
     applied_counts,
@@ -16,10 +18,10 @@ from ledger_service import (
     record_entry,
     reset_outbox_to_pending,
 )
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from gridkit.bus import Bus
-from gridkit.outbox import Relay
+from gridkit.outbox import Relay, utcnow
 from gridkit.testkit import wait_for
 
 
@@ -175,3 +177,49 @@ def test_a_backlog_is_applied_in_batches_one_commit_each_and_every_effect_once(l
     assert outcomes.count("processed") == 300
     assert reconcile(ledger.db, effects.db)["duplicated"] == 0
     assert len(commits) <= 300 / 8, f"{len(commits)} commits for 300 waiting events: not taken in batches"
+
+
+def age_settled_rows(db, ids: list[int], days: float) -> None:
+    t = ledger_spec.outbox.table
+    with db.engine.begin() as conn:
+        conn.execute(update(t).where(t.c.id.in_(ids)).values(sent_at=utcnow() - timedelta(days=days)))
+
+
+@pytest.mark.parametrize("db", ["postgres", "sqlite"])
+def test_settled_events_are_deleted_after_the_retention_and_pending_ones_never(make_runtime, clean_queues, db):
+    ledger = make_runtime(ledger_spec, db=db, bus="amqp")  # no queue bound: they settle unroutable
+    declare_consumer_queues(make_runtime(effects_spec, db=db, bus="amqp"))  # now they are sent
+    record_entries(ledger.db, 7)
+    relay = ledger.relay()
+    assert relay.retention == timedelta(days=7)  # GRIDGOV_OUTBOX_RETENTION_DAYS' default
+    relay.drain()
+    t = ledger_spec.outbox.table
+    with ledger.db.engine.begin() as conn:
+        ids = [r.id for r in conn.execute(select(t.c.id).order_by(t.c.id))]
+        conn.execute(update(t).where(t.c.id == ids[5]).values(status="unroutable"))
+    age_settled_rows(ledger.db, ids[:4] + ids[5:6], days=8)  # four sent and one unroutable, 8 days ago
+    age_settled_rows(ledger.db, ids[4:5], days=6)  # sent within the retention
+    record_entries(ledger.db, 2)  # pending: never purged, however old
+    with ledger.db.engine.begin() as conn:
+        conn.execute(update(t).where(t.c.status == "pending").values(created_at=utcnow() - timedelta(days=30)))
+
+    assert relay.purge(chunk=2) == 5  # several chunks
+
+    with ledger.db.engine.begin() as conn:
+        left = conn.execute(select(t.c.id, t.c.status).order_by(t.c.id)).all()
+    assert [(r.id, r.status) for r in left[:2]] == [(ids[4], "sent"), (ids[6], "sent")]
+    assert [r.status for r in left[2:]] == ["pending", "pending"]
+    assert relay.purge() == 0
+
+
+def test_the_running_relay_purges_what_it_settled_once_the_retention_is_over(ledger, effects):
+    relay = ledger.relay(retention=timedelta(0), purge_every=0.05)
+    thread = threading.Thread(target=relay.run_forever, daemon=True)
+    thread.start()
+    try:
+        record_entries(ledger.db, 20, per_transaction=5)
+        wait_for(lambda: ledger.outbox.pending_count(ledger.db) == 0, message="publishing")
+        wait_for(lambda: not outbox_status(ledger.db), message="the settled rows to be purged")
+    finally:
+        relay.stop()
+        thread.join(timeout=10)
