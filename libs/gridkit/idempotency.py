@@ -37,7 +37,8 @@ Rules (after Stripe's and the IETF draft's):
   phone to the reporter): when the service has a data key
   (``runtime.extras["data_key"]``, a :class:`gridkit.crypto.DataKey`) the body
   is sealed with it.
-* Rows older than ``ttl`` can be purged with :meth:`Idempotency.purge`.
+* Rows older than ``ttl`` are deleted by :meth:`Idempotency.purge`; a service using
+  this runs it from a ``background`` loop of its worker (intake's ``forget_idempotency_keys``).
 """
 
 from __future__ import annotations

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from gridkit.outbox import utcnow
+from gridkit.testkit import wait_for
 from intake.tables import Petition, Photo, idempotency
 
 from .conftest import count, outbox_events, petition_body, upload
@@ -93,3 +96,19 @@ def test_the_stored_answer_keeps_no_personal_data_in_the_clear(intake, client, p
     with intake.db.engine.connect() as conn:
         stored = conn.execute(select(table.c.body)).scalar_one()
     assert "13812345678" not in stored and "王小明" not in stored
+
+
+def test_the_worker_forgets_keys_older_than_a_day_and_keeps_the_rest(intake, client, people):
+    _, headers = people.resident()
+    assert post(client, headers, "old").status_code == 201
+    assert post(client, headers, "new", separate=True).status_code == 201
+    t = idempotency.table
+    with intake.db.transaction() as session:
+        session.execute(update(t).where(t.c.key == "old").values(created_at=utcnow() - timedelta(hours=25)))
+    intake.extras["idempotency_purge_seconds"] = 0.01
+    intake.start_background()  # as `gridgov worker intake` does
+    wait_for(lambda: count(intake, t, t.c.key == "old") == 0, message="the day-old key to be forgotten")
+    intake.stop_background()
+    assert count(intake, t, t.c.key == "new") == 1
+    # Forgotten: the same key makes a new petition (the day-old one is not replayed).
+    assert post(client, headers, "old", separate=True).headers.get("Idempotent-Replayed") is None
