@@ -69,3 +69,8 @@ class Wiretap:
 def run_script(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(HERE / name), *args], capture_output=True,
                           text=True, timeout=timeout)
+
+
+def declare_consumer_queues(runtime) -> None:
+    runtime.bus.declare_queues({name: sub.bindings
+                                for name, sub in runtime.spec.subscriptions.queues.items()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from bustools import Outcomes, Wiretap, delete_queues
+from bustools import Outcomes, Wiretap, declare_consumer_queues, delete_queues
 from ledger_service import QUEUE, effects_spec, ledger_spec
 
 from gridkit.bus import Bus, dead_letter_queue_name
@@ -34,11 +34,6 @@ def effects(make_runtime, clean_queues):
     runtime = make_runtime(effects_spec, db="postgres", bus="amqp", max_delivery_attempts=3)
     declare_consumer_queues(runtime)
     return runtime
-
-
-def declare_consumer_queues(runtime) -> None:
-    runtime.bus.declare_queues({name: sub.bindings
-                                for name, sub in runtime.spec.subscriptions.queues.items()})
 
 
 @pytest.fixture

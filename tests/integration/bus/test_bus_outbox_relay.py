@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from conftest import declare_consumer_queues
+from bustools import declare_consumer_queues
 from ledger_service import (
     Entry,
     applied_counts,
