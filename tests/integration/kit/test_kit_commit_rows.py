@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, func, select
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -130,3 +130,38 @@ def test_they_commit_or_fail_together_with_the_sessions_own_changes(database):
         session.add(Tag(id=1))  # flushed after the rows, and refused: the rows must go too
 
     assert count(database, Parcel) == 0
+
+
+def test_rows_split_over_statements_commit_or_fail_together(database, monkeypatch):
+    from gridkit import db as kit_db
+
+    monkeypatch.setattr(kit_db, "MAX_PARAMETERS", 7)
+    with pytest.raises(IntegrityError), database.transaction() as session:
+        insert_at_commit(session, Parcel.__table__, {"id": "p1", "label": "a"})
+        for i in range(9):
+            insert_at_commit(session, Line.__table__, {"parcel_id": "p1", "text": f"line {i}"})
+        insert_at_commit(session, Line.__table__, {"parcel_id": "nowhere", "text": "orphan"})  # the last statement
+
+    assert count(database, Parcel) == 0 and count(database, Line) == 0
+
+
+def test_a_transaction_of_queued_rows_alone_skips_the_sessions_commit(fresh_pg_database):
+    database = Database(fresh_pg_database("commitrows"))
+    Base.metadata.create_all(database.engine)
+    begun: list[object] = []
+    event.listen(database.sessions, "after_transaction_create", lambda session, transaction: begun.append(transaction))
+    try:
+        with database.transaction() as session:
+            insert_at_commit(session, Parcel.__table__, {"id": "p1", "label": "a"})
+        assert begun == []  # no SessionTransaction …
+        assert count(database, Parcel) == 1  # … and written
+
+        # A service's own commit hook expects the session's commit: then it runs, once.
+        hooked: list[object] = []
+        event.listen(database.sessions, "before_commit", hooked.append)
+        with database.transaction() as session:
+            insert_at_commit(session, Parcel.__table__, {"id": "p2", "label": "b"})
+        assert len(hooked) == 1 and begun
+        assert count(database, Parcel) == 2
+    finally:
+        database.dispose()
