@@ -261,7 +261,7 @@ class Relay:
         self._next_purge = time.monotonic() + self.purge_every
         try:
             if n := self.purge():
-                log.info("outbox purged", extra={"rows": n, "retention_days": self.retention.days})
+                log.info("outbox purged", extra={"rows": n, "retention_days": self.retention / timedelta(days=1)})
         except Exception:  # noqa: BLE001 - housekeeping; publishing goes on, next time it retries
             log.exception("outbox purge failed")
 
