@@ -38,13 +38,14 @@ Rules (after Stripe's and the IETF draft's):
   (``runtime.extras["data_key"]``, a :class:`gridkit.crypto.DataKey`) the body
   is sealed with it.
 * Rows older than ``ttl`` are deleted by :meth:`Idempotency.purge`; a service using
-  this runs it from a ``background`` loop of its worker (intake's ``forget_idempotency_keys``).
+  this lists ``idempotency.forget_expired`` in its spec's ``background`` loops.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -67,6 +68,8 @@ from sqlalchemy.exc import IntegrityError
 
 from .auth import current_principal
 from .problems import Invalid, Problem
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 SEAL_PURPOSE = "idempotency"
@@ -186,6 +189,17 @@ class Idempotency:
         cutoff = (now or utcnow()) - self.ttl
         with db.transaction() as session:
             return session.execute(delete(self.table).where(self.table.c.created_at < cutoff)).rowcount
+
+    def forget_expired(self, runtime, stop) -> None:
+        """A worker's background loop (``ServiceSpec.background``): :meth:`purge` every
+        ``runtime.extras["idempotency_purge_seconds"]`` (600). A retry comes within
+        minutes; a key and its stored answer are forgotten once older than ``ttl``."""
+        while not stop.wait(runtime.extras.get("idempotency_purge_seconds", 600.0)):
+            try:
+                if n := self.purge(runtime.db):
+                    log.info("idempotency keys forgotten", extra={"keys": n})
+            except Exception:  # noqa: BLE001 - housekeeping: try again next time
+                log.exception("forgetting idempotency keys failed; retrying")
 
 
 def _fingerprint() -> str:

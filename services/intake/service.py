@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 
 from gridkit.crypto import DataKey
@@ -17,25 +15,12 @@ from .photos import FilesystemPhotoStore
 from .places import Places
 from .tables import Base, idempotency, inbox, outbox
 
-log = logging.getLogger(__name__)
-
 
 def setup(runtime: Runtime) -> None:
     runtime.extras.setdefault("data_key", DataKey.from_settings(runtime.settings))
     runtime.extras.setdefault("photos", FilesystemPhotoStore(Path(runtime.settings.data_dir) / "photos"))
     runtime.extras.setdefault("places", Places())
     runtime.extras.setdefault("categories", Categories())
-
-
-def forget_idempotency_keys(runtime: Runtime, stop: threading.Event) -> None:
-    """Beside the relay and the consumers: a retry comes within minutes, so a key and
-    its stored answer are forgotten once older than the store's ttl (24 h)."""
-    while not stop.wait(runtime.extras.get("idempotency_purge_seconds", 600.0)):
-        try:
-            if n := idempotency.purge(runtime.db):
-                log.info("idempotency keys forgotten", extra={"keys": n})
-        except Exception:  # noqa: BLE001 - housekeeping: try again next time
-            log.exception("forgetting idempotency keys failed; retrying")
 
 
 spec = ServiceSpec(
@@ -52,5 +37,5 @@ spec = ServiceSpec(
     inbox=inbox,
     subscriptions=subscriptions,
     setup=setup,
-    background=[forget_idempotency_keys],
+    background=[idempotency.forget_expired],  # keys older than 24 h
 )

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from gridkit.outbox import utcnow
+from gridkit.idempotency import utcnow
 from gridkit.testkit import wait_for
 from intake.tables import Petition, Photo, idempotency
 
