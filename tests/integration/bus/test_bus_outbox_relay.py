@@ -89,6 +89,31 @@ def test_events_committed_faster_than_the_linger_go_out_together(ledger, effects
     assert len(published) <= 200 / 4, f"{len(published)} batches for 200 events: the relay did not linger"
 
 
+def test_under_a_heavy_stream_the_relay_waits_longer_and_sends_bigger_batches(ledger, effects, start_worker,
+                                                                             wiretap):
+    start_worker(effects)
+    # A 10 ms wait gathers a handful of these commits; every batch of two or more
+    # doubles the wait, up to 160 ms.
+    relay = ledger.relay(poll_interval=30, linger=0.01, max_linger=0.16, full_enough=2)
+    batches: list[int] = []
+    run_once = relay.run_once
+    relay.run_once = lambda: batches.append(run_once()) or batches[-1]  # type: ignore[method-assign]
+    thread = threading.Thread(target=relay.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: relay._listener is not None, message="the relay to LISTEN")
+        ids = record_entries(ledger.db, 300, per_transaction=1)  # 300 commits, 1–3 ms apart
+        wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+    finally:
+        relay.stop()
+        thread.join(timeout=10)
+    published = [n for n in batches if n]
+    assert sum(published) == 300 and sum(wiretap.collect().values()) == 300
+    # At a fixed 10 ms that is 30 batches or more; stretched to 160 ms, under fifteen.
+    assert len(published) <= 20, f"{len(published)} batches for 300 events: the wait did not stretch"
+    assert max(published) >= 20
+
+
 def test_publishing_everything_twice_applies_no_effect_twice(ledger, effects, start_worker, wiretap):
     _, outcomes = start_worker(effects)
     ids = record_entries(ledger.db, 200)

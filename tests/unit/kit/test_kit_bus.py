@@ -20,7 +20,7 @@ from gridkit.consumer import (
 )
 from gridkit.db import Database, declarative_base
 from gridkit.events import Catalogue
-from gridkit.outbox import Inbox, Outbox, Relay
+from gridkit.outbox import Inbox, Outbox, Relay, next_linger
 
 
 class NoteSchema(Schema):
@@ -218,3 +218,13 @@ def test_an_event_breaking_its_schema_is_refused_when_recorded_not_at_commit(db)
 
     with db.transaction() as session, pytest.raises(InvalidEvent):
         outbox.record(session, NOTE_TAKEN, {"words": "no text"})
+
+
+def test_the_relay_waits_longer_only_while_batches_come_full():
+    wait = 0.01
+    waits = []
+    for taken in (1, 8, 9, 30, 40, 50, 3, 8):
+        wait = next_linger(wait, taken, shortest=0.01, longest=0.05, full_enough=8)
+        waits.append(wait)
+    # doubled after each full batch up to the longest; back to the shortest after a small one
+    assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.01, 0.02]
