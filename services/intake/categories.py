@@ -40,18 +40,23 @@ class Categories:
         self._lock = threading.Lock()
 
     def get(self, session: Session, code: str) -> CategoryRule | None:
-        if self._read_at is None or time.monotonic() - self._read_at > self.fresh_seconds:
-            self._read(session)
-        elif code not in self._rules:
-            self._read(session)
+        if self._stale() or code not in self._rules:
+            self._read(session, code)
         return self._rules.get(code)
 
     def forget(self) -> None:
         """A category changed in this process: read again on the next use."""
         self._read_at = None
 
-    def _read(self, session: Session) -> None:
+    def _stale(self) -> bool:
+        return self._read_at is None or time.monotonic() - self._read_at > self.fresh_seconds
+
+    def _read(self, session: Session, code: str) -> None:
         with self._lock:
+            if not self._stale() and code in self._rules:
+                # Another thread read it while this one waited: under load every request
+                # in flight when the second ran out would otherwise read it again.
+                return
             self._rules = {c.code: CategoryRule(c.code, c.network, c.claim_minutes, c.handle_hours,
                                                 c.handle_minutes, bool(c.working_hours), bool(c.active))
                            for c in session.scalars(select(Category))}
