@@ -155,12 +155,21 @@ class Relay:
     wants to see what was published, then deleted (:meth:`purge`, every
     ``purge_every`` seconds while the relay runs), so the outbox does not grow
     without bound. Pending rows are never deleted.
+
+    ``rescan_every``: each take looks only from the lowest id of the batch before
+    last. A row marked sent leaves a dead "pending" entry in the index until
+    VACUUM, and a take from the start walked all of them: 2–7 ms per take after
+    20 000–60 000 events, where it takes 0.2–0.4 ms from the floor. A row below
+    the floor that is still pending (its transaction committed late, or its
+    publish failed while later ones went out) is found by a take from the start,
+    every ``rescan_every`` seconds.
     """
 
     def __init__(self, service: str, db: Database, outbox: Outbox, bus: Bus, *,
                  batch_size: int = 500, poll_interval: float = 1.0, linger: float = 0.01,
                  max_linger: float = 0.05, full_enough: int = 8,
-                 retention: timedelta = timedelta(days=7), purge_every: float = 600.0):
+                 retention: timedelta = timedelta(days=7), purge_every: float = 600.0,
+                 rescan_every: float = 1.0):
         self.service = service
         self.db = db
         self.table = outbox.table
@@ -175,10 +184,13 @@ class Relay:
         self._stop = threading.Event()
         self._listener = None
         self._next_purge = time.monotonic()  # at start, then every purge_every
+        self.rescan_every = rescan_every
+        self._floor, self._last_low = 0, 0  # where the next take starts; the last batch's lowest id
+        self._next_rescan = time.monotonic()
         # Built once: constructing a statement cost as much as running it.
         t = self.table
         take = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
-                .where(t.c.status == "pending").order_by(t.c.id).limit(batch_size))
+                .where(t.c.status == "pending", t.c.id >= bindparam("floor")).order_by(t.c.id).limit(batch_size))
         self._take = take if db.is_sqlite else take.with_for_update(skip_locked=True)
         # PostgreSQL takes the ids as one array parameter: an expanding IN is compiled
         # again for every batch size.
@@ -197,9 +209,12 @@ class Relay:
         started = time.perf_counter()
         error: str | None = None
         with self.db.engine.begin() as conn:
-            rows = conn.execute(self._take).all()
+            rows = conn.execute(self._take, {"floor": self._take_from()}).all()
             if not rows:
                 return 0
+            # The next take starts at the previous batch: a row of this range committed
+            # a moment late is still in sight, and few dead entries lie above it.
+            self._floor, self._last_low = self._last_low, rows[0].id
             messages = [Outgoing(r.event_id, r.exchange, r.routing_key, r.body.encode(),
                                  {"x-gridgov-outbox-attempts": r.attempts + 1}) for r in rows]
             try:
@@ -219,6 +234,12 @@ class Relay:
         PUBLISH_FAILURES.labels(self.service).inc(len(result.failed))
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         return settled
+
+    def _take_from(self) -> int:
+        if time.monotonic() >= self._next_rescan:
+            self._next_rescan = time.monotonic() + self.rescan_every
+            return 0
+        return self._floor
 
     def _settle(self, conn, rows, result) -> None:
         t = self.table
@@ -286,7 +307,8 @@ class Relay:
             if not n:
                 if not self._has_pending():
                     return settled
-                self._stop.wait(0.01)  # failed confirms or another relay's batch
+                self._next_rescan = 0  # pending rows below the floor, or another relay's batch
+                self._stop.wait(0.01)
             if time.monotonic() > deadline:
                 raise TimeoutError("outbox not drained in time")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -112,6 +113,34 @@ def test_under_a_heavy_stream_the_relay_waits_longer_and_sends_bigger_batches(le
     # At a fixed 10 ms that is 30 batches or more; stretched to 160 ms, under fifteen.
     assert len(published) <= 20, f"{len(published)} batches for 300 events: the wait did not stretch"
     assert max(published) >= 20
+
+
+def test_an_event_whose_transaction_commits_after_later_ones_went_out_is_still_published(ledger, wiretap):
+    # Its row's id comes before theirs, but the relay has moved its floor past that id.
+    relay = ledger.relay(batch_size=5, rescan_every=0.5)
+    held, go, late = threading.Event(), threading.Event(), []
+
+    def commit_late() -> None:
+        with ledger.db.transaction() as session:
+            late.append(record_entry(session, memo="late"))
+            # Runs after the kit's hook has written the outbox row: its id is given, its commit held.
+            event.listen(session, "before_commit", lambda _session: held.set() or go.wait(10))
+
+    committer = threading.Thread(target=commit_late)
+    committer.start()
+    assert held.wait(10)
+    record_entries(ledger.db, 30, per_transaction=1)
+    while relay.run_once():  # six batches: the floor moves up with them
+        pass
+    go.set()
+    committer.join(timeout=10)
+
+    deadline = time.monotonic() + 5
+    while outbox_status(ledger.db).get("pending") and time.monotonic() < deadline:
+        relay.run_once()
+        time.sleep(0.05)
+    assert outbox_status(ledger.db) == {"sent": 31}
+    assert late[0] in wiretap.collect()
 
 
 def test_publishing_everything_twice_applies_no_effect_twice(ledger, effects, start_worker, wiretap):
