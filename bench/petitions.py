@@ -13,9 +13,14 @@
   saturation (``SAT_CLIENTS`` client threads, keep-alive, ``SAT_SECONDS``)
   next to ``bench/bare_insert.py`` under gunicorn with the same settings
   (deploy/gunicorn.conf.py, same workers and threads) on its own scratch
-  database: same client, same body, same headers; ``SAT_ROUNDS`` pairs of
-  rounds, one of each server back to back (which goes first alternates), and
-  the pair with the median ratio.
+  database: same client, same body, same headers; ``SAT_ROUNDS`` rounds, each
+  measuring the servers back to back (who goes first rotates), and the round
+  with the median ratio.
+* ``bare_event_vs_bare_insert``: in the same rounds, the bare insert plus an
+  outbox row, its ``NOTIFY`` and gridkit's relay publishing it to RabbitMQ,
+  and nothing else, next to the bare insert: the most that any request which
+  keeps the outbox's guarantee can reach here, i.e. the ceiling of the figure
+  above.
 
 Everything runs in one process tree: the platform from ``start_platform``
 (gunicorn + worker per service) on a scratch database per service and a
@@ -43,7 +48,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
-import psycopg
 import requests
 
 from gridkit import registry
@@ -60,7 +64,7 @@ CLIENTS = 8  # submitting threads in the paced run
 SAT_CLIENTS = 16  # client threads at saturation
 SAT_SECONDS = 4.0
 SAT_WARMUP = 1.0
-SAT_ROUNDS = 7  # pairs; odd, so that one pair is the median
+SAT_ROUNDS = 7  # odd, so that one round is the median
 GRIDS = 3  # one watched worker (one open stream) per grid
 WORKERS_PER_GRID = 2
 RESIDENTS = 6
@@ -362,26 +366,32 @@ def saturate(base: str, token: str, body: bytes, clients: int, seconds: float, w
 
 
 class BareServer:
-    def __init__(self, database_url: str, env: dict[str, str], logs: Path):
-        # Created here, once: two gunicorn workers racing CREATE TABLE IF NOT EXISTS can
-        # both miss it and one fails to boot (a unique violation in pg_type).
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(bare_insert.DDL)
+    """``bench/bare_insert.py`` under gunicorn; given ``amqp_url``, the variant with an event
+    and its relay (in a process of its own, as intake's runs in its worker)."""
+
+    def __init__(self, database_url: str, env: dict[str, str], logs: Path, *, amqp_url: str | None = None):
+        with_event = amqp_url is not None
+        self.name = "bare-with-event" if with_event else "bare-insert"
+        bare_insert.prepare(database_url, with_event=with_event)
         self.port = free_port()
         self.metrics = tempfile.mkdtemp(prefix="gridgov-bare-metrics-")
-        self.log = open(logs / "bare-insert.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "bench.bare_insert:create()", "-c", "deploy/gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{self.port}"], cwd=ROOT,
-            env=env | {"BARE_DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": self.metrics},
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.log = open(logs / f"{self.name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        env = env | {"BARE_DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": self.metrics}
+        app = "bench.bare_insert:create_with_event()" if with_event else "bench.bare_insert:create()"
+        self.procs = [subprocess.Popen(
+            [str(BIN / "gunicorn"), app, "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)]
+        if with_event:
+            self.procs.append(subprocess.Popen(
+                [str(BIN / "python"), "-m", "bench.bare_insert", "relay", database_url, amqp_url], cwd=ROOT,
+                env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True))
         self.base = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, body: bytes, token: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("bare_insert exited under gunicorn")
+            if any(proc.poll() is not None for proc in self.procs):
+                raise RuntimeError(f"{self.name} exited (see {self.log.name})")
             try:
                 answer = requests.post(self.base + "/petitions", data=body, headers=_headers(token), timeout=2)
                 if answer.status_code == 201:
@@ -389,16 +399,17 @@ class BareServer:
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("bare_insert did not start under gunicorn")
+        raise RuntimeError(f"{self.name} did not start under gunicorn")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
         self.log.close()
         shutil.rmtree(self.metrics, ignore_errors=True)
 
@@ -453,6 +464,7 @@ def run(*, pg_url: str, amqp_url: str, scale: float = 1.0) -> list[Figure]:
     with ExitStack() as stack:
         databases = {name: stack.enter_context(scratch_database(f"bench_{name}")) for name in services}
         bare_db = stack.enter_context(scratch_database("bench_bare"))
+        bare_event_db = stack.enter_context(scratch_database("bench_bare_event"))
         vhost = stack.enter_context(scratch_amqp())
         started = time.perf_counter()
         platform = start_platform(services, database_url=databases.__getitem__, bus_url=vhost, logs=logs,
@@ -575,44 +587,62 @@ def run(*, pg_url: str, amqp_url: str, scale: float = 1.0) -> list[Figure]:
         body = json.dumps(petition_body(np.random.default_rng(5), 0), ensure_ascii=False).encode()
         token = world.residents[1]
         bare = BareServer(bare_db, platform.env, logs)
+        stack.callback(bare.stop)
+        with_event = BareServer(bare_event_db, platform.env, logs, amqp_url=vhost)
+        stack.callback(with_event.stop)
         # dispatch's and notify's workers would compete for the same two cores on this box
-        # with whichever server is measured; they wait (SIGSTOP) while both are measured,
-        # and catch up after. intake's own relay keeps publishing every event.
+        # with whichever server is measured; they wait (SIGSTOP) while the servers are
+        # measured, and catch up after. intake's own relay keeps publishing every event.
         paused = ["dispatch-worker", "notify-worker"]
-        pairs: list[dict[str, float]] = []
-        counts = {"bare": 0, "intake": 0}
+        rounds: list[dict[str, float]] = []
+        counts = {"bare": 0, "event": 0, "intake": 0}
         try:
             bare.wait_ready(body, token)
+            with_event.wait_ready(body, token)
             for name in paused:
                 os.killpg(platform.processes[name].pid, signal.SIGSTOP)
-            # The machine's speed drifts by up to 2x within a minute, more than the difference
-            # being measured: each pair is measured back to back, so it shares one phase, and
-            # the figure is the pair with the median ratio. Who goes first alternates.
-            servers = [("bare", bare.base), ("intake", platform.url("intake"))]
+            # The machine's speed drifts by up to 2x within a minute, more than the differences
+            # being measured: each round measures the three servers back to back, so they share
+            # one phase, and each figure is the round with its median ratio. Who goes first rotates.
+            servers = [("bare", bare.base), ("event", with_event.base), ("intake", platform.url("intake"))]
             for k in range(SAT_ROUNDS):
-                pair = {}
-                for label, base in servers if k % 2 == 0 else servers[::-1]:
-                    pair[label], n = saturate(base, token, body, SAT_CLIENTS, SAT_SECONDS, SAT_WARMUP)
+                rates = {}
+                for label, base in servers[k % 3:] + servers[:k % 3]:
+                    rates[label], n = saturate(base, token, body, SAT_CLIENTS, SAT_SECONDS, SAT_WARMUP)
                     counts[label] += n
-                pairs.append(pair)
+                rounds.append(rates)
         finally:
             for name in paused:
                 os.killpg(platform.processes[name].pid, signal.SIGCONT)
-            bare.stop()
-        median = sorted(pairs, key=lambda p: p["intake"] / p["bare"])[len(pairs) // 2]
-        bare_rate, intake_rate = median["bare"], median["intake"]
-        rounds = ", ".join(f"{p['intake']:,.0f}/{p['bare']:,.0f} = {p['intake'] / p['bare']:.2f}" for p in pairs)
-        print(f"intake/bare requests/s at saturation ({SAT_CLIENTS} clients, {SAT_ROUNDS} pairs of "
-              f"{SAT_SECONDS:.0f} s rounds): {rounds}", flush=True)
+        print("requests/s at saturation, intake / bare with event / bare insert "
+              f"({SAT_CLIENTS} clients, {SAT_ROUNDS} rounds of {SAT_SECONDS:.0f} s each): "
+              + ", ".join(f"{r['intake']:,.0f} / {r['event']:,.0f} / {r['bare']:,.0f}" for r in rounds), flush=True)
+
+        def median_round(label: str) -> dict[str, float]:
+            return sorted(rounds, key=lambda r: r[label] / r["bare"])[len(rounds) // 2]
+
+        def ratios(label: str, of: str = "bare") -> str:
+            return ", ".join(f"{r[label] / r[of]:.2f}" for r in rounds)
+
         workers, threads = platform.env.get("GRIDGOV_WEB_WORKERS", "2"), os.environ.get("GRIDGOV_WEB_THREADS", "4")
-        figures.append(Figure(
-            "intake_vs_bare_insert", intake_rate, "requests/s", bare_rate, ">= 0.6",
-            notes=[f"the median of {SAT_ROUNDS} pairs of back-to-back rounds (intake/bare requests/s: {rounds}); {SAT_CLIENTS} "
-                   f"keep-alive client threads for {SAT_SECONDS:.0f} s after {SAT_WARMUP:.0f} s warm-up per round, "
-                   f"same body (separate: true) and token; both under deploy/gunicorn.conf.py "
-                   f"({workers} workers x {threads} threads) on their own PostgreSQL database, with "
-                   f"dispatch's and notify's workers paused meanwhile (same 2 cores); intake includes its "
-                   f"outbox relay publishing every event to RabbitMQ; {counts['intake']} and {counts['bare']} requests"]))
+        how = (f"{SAT_CLIENTS} keep-alive client threads for {SAT_SECONDS:.0f} s after {SAT_WARMUP:.0f} s warm-up "
+               f"per server, the servers back to back in each of {SAT_ROUNDS} rounds (who goes first rotates), "
+               f"same body (separate: true) and token; all under deploy/gunicorn.conf.py ({workers} workers x "
+               f"{threads} threads) on their own PostgreSQL database, with dispatch's and notify's workers paused "
+               "meanwhile (same 2 cores)")
+        intake_round, event_round = median_round("intake"), median_round("event")
+        figures += [
+            Figure("intake_vs_bare_insert", intake_round["intake"], "requests/s", intake_round["bare"], ">= 0.6",
+                   notes=[f"the round with the median ratio (per round: {ratios('intake')}); {how}; intake "
+                          f"includes its outbox relay publishing every event to RabbitMQ; intake next to the "
+                          f"bare insert with an event, per round: {ratios('intake', 'event')}; "
+                          f"{counts['intake']} and {counts['bare']} requests"]),
+            Figure("bare_event_vs_bare_insert", event_round["event"], "requests/s", event_round["bare"], ">= 0.6",
+                   notes=[f"the ceiling of intake_vs_bare_insert: the bare insert plus an outbox row and its NOTIFY "
+                          f"in the same statement, published by gridkit's relay to RabbitMQ with confirms, and "
+                          f"nothing else (bench/bare_insert.py); the round with the median ratio (per round: "
+                          f"{ratios('event')}); {how}; {counts['event']} requests"]),
+        ]
         ok = True
     if ok:
         shutil.rmtree(logs, ignore_errors=True)
