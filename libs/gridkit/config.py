@@ -41,6 +41,9 @@ class Settings:
     trusted_proxies: int = 0
     # Published events stay in the outbox this long (to see what went out), then go.
     outbox_retention_days: float = 7.0
+    # Processed event ids stay this long (redeliveries are skipped), then go; longer
+    # than the outbox's, since a producer may replay what it still keeps.
+    inbox_retention_days: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -65,8 +68,15 @@ class Settings:
             log_level=_env("GRIDGOV_LOG_LEVEL", "INFO"),  # type: ignore[arg-type]
             trusted_proxies=int(_env("GRIDGOV_TRUSTED_PROXIES", "0")),  # type: ignore[arg-type]
             outbox_retention_days=float(_env("GRIDGOV_OUTBOX_RETENTION_DAYS", "7")),  # type: ignore[arg-type]
+            inbox_retention_days=float(_env("GRIDGOV_INBOX_RETENTION_DAYS", "30")),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
+
+    def __post_init__(self) -> None:
+        if self.inbox_retention_days < self.outbox_retention_days:
+            # A replay of a producer's kept events would then apply forgotten ones twice.
+            raise ValueError(f"GRIDGOV_INBOX_RETENTION_DAYS ({self.inbox_retention_days:g}) must be at least "
+                             f"GRIDGOV_OUTBOX_RETENTION_DAYS ({self.outbox_retention_days:g})")
 
     @property
     def embedded(self) -> bool:

@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import Session
@@ -56,6 +57,8 @@ PENDING = Gauge("gridgov_outbox_pending", "Events waiting in the outbox", ["serv
                 multiprocess_mode="max")
 BATCH_SECONDS = Histogram("gridgov_outbox_batch_seconds", "Time to publish one relay batch", ["service"])
 PURGED = Counter("gridgov_outbox_purged_total", "Settled events deleted after the retention", ["service"])
+FORGOTTEN = Counter("gridgov_inbox_forgotten_total", "Processed-event rows deleted after the retention",
+                    ["service"])
 SETTLED = ("sent", "unroutable")
 
 
@@ -110,6 +113,14 @@ class Outbox:
 
 
 class Inbox:
+    """Which events each consumer has processed: a redelivery finds its row and is skipped.
+
+    Rows are kept for a retention (``GRIDGOV_INBOX_RETENTION_DAYS``, 30) that must
+    outlast any redelivery: RabbitMQ's (minutes), a relay's after a crash (seconds),
+    and a producer's outbox reset to pending for a replay, which is possible while
+    its rows are kept (``GRIDGOV_OUTBOX_RETENTION_DAYS``, 7). Then the worker forgets
+    them (:meth:`forget_processed`), so the table does not grow without bound."""
+
     def __init__(self, metadata: MetaData):
         self.table = Table(
             "inbox", metadata,
@@ -117,6 +128,7 @@ class Inbox:
             Column("event_id", String(200), primary_key=True),
             Column("event_type", String(200), nullable=False),
             Column("processed_at", DateTime(timezone=True), nullable=False, default=utcnow),
+            Index("ix_inbox_processed", "processed_at"),  # forgetting the oldest, a bounded scan
         )
 
     def seen(self, session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -136,6 +148,38 @@ class Inbox:
             session.execute(insert(self.table), [
                 {"consumer": consumer, "event_id": event_id, "event_type": event_type, "processed_at": now}
                 for consumer, event_id, event_type in processed])
+
+    def forget(self, db: Database, before: datetime, *, chunk: int = 5000) -> int:
+        """Delete the rows processed before ``before``, oldest first, ``chunk`` rows per
+        transaction (short locks on a big backlog); return how many."""
+        c = self.table.c
+        forgotten = 0
+        while True:
+            oldest = (select(c.consumer, c.event_id).where(c.processed_at < before)
+                      .order_by(c.processed_at).limit(chunk))
+            with db.engine.begin() as conn:
+                n = conn.execute(delete(self.table).where(tuple_(c.consumer, c.event_id).in_(oldest))).rowcount
+            forgotten += n
+            if n < chunk:
+                break
+        return forgotten
+
+    def forget_processed(self, runtime, stop: threading.Event) -> None:
+        """The worker's background loop for every service that consumes: :meth:`forget`
+        rows older than ``GRIDGOV_INBOX_RETENTION_DAYS`` every
+        ``runtime.extras["inbox_purge_seconds"]`` (600), and once at start."""
+        every = runtime.extras.get("inbox_purge_seconds", 600.0)
+        retention = timedelta(days=runtime.settings.inbox_retention_days)
+        while True:
+            try:
+                n = self.forget(runtime.db, utcnow() - retention)
+                FORGOTTEN.labels(runtime.spec.name).inc(n)
+                if n:
+                    log.info("inbox rows forgotten", extra={"rows": n, "retention_days": retention.days})
+            except Exception:  # noqa: BLE001 - housekeeping: consuming goes on, next time it retries
+                log.exception("forgetting inbox rows failed")
+            if stop.wait(every):
+                return
 
 
 class Relay:

@@ -123,7 +123,10 @@ class Runtime:
             self.extras["worker"] = worker
             threads.append(worker.start_in_thread())
         stop = self.extras.setdefault("stop", threading.Event())
-        for loop in self.spec.background:
+        loops = list(self.spec.background)
+        if worker:
+            loops.append(self.spec.inbox.forget_processed)  # every consumer's inbox, kept bounded
+        for loop in loops:
             t = threading.Thread(target=loop, args=(self, stop), name=f"{self.spec.name}-{loop.__name__}",
                                  daemon=True)
             t.start()
