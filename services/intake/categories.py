@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -33,8 +34,9 @@ class CategoryRule:
 
 
 class Categories:
-    def __init__(self, fresh_seconds: float = FRESH_SECONDS):
+    def __init__(self, fresh_seconds: float = FRESH_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.fresh_seconds = fresh_seconds
+        self.clock = clock
         self._rules: dict[str, CategoryRule] = {}
         self._read_at: float | None = None
         self._lock = threading.Lock()
@@ -49,7 +51,7 @@ class Categories:
         self._read_at = None
 
     def _stale(self) -> bool:
-        return self._read_at is None or time.monotonic() - self._read_at > self.fresh_seconds
+        return self._read_at is None or self.clock() - self._read_at > self.fresh_seconds
 
     def _read(self, session: Session, code: str) -> None:
         with self._lock:
@@ -60,4 +62,4 @@ class Categories:
             self._rules = {c.code: CategoryRule(c.code, c.network, c.claim_minutes, c.handle_hours,
                                                 c.handle_minutes, bool(c.working_hours), bool(c.active))
                            for c in session.scalars(select(Category))}
-            self._read_at = time.monotonic()
+            self._read_at = self.clock()
