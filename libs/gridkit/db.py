@@ -14,6 +14,7 @@ was most of the request.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, create_engine, event, insert
+from sqlalchemy import Column, Executable, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "gridgov_outbox"
 IDLE_PING_SECONDS = 2.0  # a pooled connection idle longer than this is pinged before use
@@ -310,3 +313,30 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def delete_in_chunks(db: Database, statement: Executable, chunk: int) -> int:
+    """Run ``statement``, a DELETE of at most ``chunk`` rows (the oldest), each time in a
+    transaction of its own until it deletes fewer: short locks on a big backlog.
+    Returns how many rows went."""
+    deleted = 0
+    while True:
+        with db.engine.begin() as conn:
+            n = conn.execute(statement).rowcount
+        deleted += n
+        if n < chunk:
+            return deleted
+
+
+def keep_tidy(stop: threading.Event, every: float, tidy: Callable[[], int], what: str) -> None:
+    """A worker's housekeeping loop: ``tidy()`` (deletes old rows, returns how many) at
+    start and then every ``every`` seconds until ``stop``. A failure is logged and tried
+    again next time: the worker's real work goes on."""
+    while True:
+        try:
+            if n := tidy():
+                log.info("%s deleted", what, extra={"rows": n})
+        except Exception:  # noqa: BLE001 - housekeeping
+            log.exception("deleting %s failed; trying again in %ss", what, every)
+        if stop.wait(every):
+            return

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -67,9 +66,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from .auth import current_principal
+from .db import keep_tidy
 from .problems import Invalid, Problem
-
-log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 SEAL_PURPOSE = "idempotency"
@@ -191,15 +189,11 @@ class Idempotency:
             return session.execute(delete(self.table).where(self.table.c.created_at < cutoff)).rowcount
 
     def forget_expired(self, runtime, stop) -> None:
-        """A worker's background loop (``ServiceSpec.background``): :meth:`purge` every
-        ``runtime.extras["idempotency_purge_seconds"]`` (600). A retry comes within
-        minutes; a key and its stored answer are forgotten once older than ``ttl``."""
-        while not stop.wait(runtime.extras.get("idempotency_purge_seconds", 600.0)):
-            try:
-                if n := self.purge(runtime.db):
-                    log.info("idempotency keys forgotten", extra={"keys": n})
-            except Exception:  # noqa: BLE001 - housekeeping: try again next time
-                log.exception("forgetting idempotency keys failed; retrying")
+        """A worker's background loop (``ServiceSpec.background``): :meth:`purge` at start
+        and every ``runtime.extras["idempotency_purge_seconds"]`` (600). A retry comes
+        within minutes; a key and its stored answer are forgotten once older than ``ttl``."""
+        keep_tidy(stop, runtime.extras.get("idempotency_purge_seconds", 600.0), lambda: self.purge(runtime.db),
+                  "expired idempotency keys")
 
 
 def _fingerprint() -> str:

@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from .bus import Bus, BusUnavailable, Outgoing
-from .db import OUTBOX_CHANNEL, Database, insert_at_commit
+from .db import OUTBOX_CHANNEL, Database, delete_in_chunks, insert_at_commit, keep_tidy
 from .events import Envelope, EventType
 
 log = logging.getLogger(__name__)
@@ -153,33 +153,21 @@ class Inbox:
         """Delete the rows processed before ``before``, oldest first, ``chunk`` rows per
         transaction (short locks on a big backlog); return how many."""
         c = self.table.c
-        forgotten = 0
-        while True:
-            oldest = (select(c.consumer, c.event_id).where(c.processed_at < before)
-                      .order_by(c.processed_at).limit(chunk))
-            with db.engine.begin() as conn:
-                n = conn.execute(delete(self.table).where(tuple_(c.consumer, c.event_id).in_(oldest))).rowcount
-            forgotten += n
-            if n < chunk:
-                break
-        return forgotten
+        oldest = select(c.consumer, c.event_id).where(c.processed_at < before).order_by(c.processed_at).limit(chunk)
+        return delete_in_chunks(db, delete(self.table).where(tuple_(c.consumer, c.event_id).in_(oldest)), chunk)
 
     def forget_processed(self, runtime, stop: threading.Event) -> None:
         """The worker's background loop for every service that consumes: :meth:`forget`
         rows older than ``GRIDGOV_INBOX_RETENTION_DAYS`` every
         ``runtime.extras["inbox_purge_seconds"]`` (600), and once at start."""
-        every = runtime.extras.get("inbox_purge_seconds", 600.0)
         retention = timedelta(days=runtime.settings.inbox_retention_days)
-        while True:
-            try:
-                n = self.forget(runtime.db, utcnow() - retention)
-                FORGOTTEN.labels(runtime.spec.name).inc(n)
-                if n:
-                    log.info("inbox rows forgotten", extra={"rows": n, "retention_days": retention.days})
-            except Exception:  # noqa: BLE001 - housekeeping: consuming goes on, next time it retries
-                log.exception("forgetting inbox rows failed")
-            if stop.wait(every):
-                return
+
+        def tidy() -> int:
+            n = self.forget(runtime.db, utcnow() - retention)
+            FORGOTTEN.labels(runtime.spec.name).inc(n)
+            return n
+
+        keep_tidy(stop, runtime.extras.get("inbox_purge_seconds", 600.0), tidy, "processed event ids")
 
 
 class Relay:
@@ -316,14 +304,9 @@ class Relay:
         cutoff = (now or utcnow()) - self.retention
         purged = 0
         for status in SETTLED:
-            while True:
-                oldest = select(t.c.id).where(t.c.status == status).order_by(t.c.id).limit(chunk)
-                with self.db.engine.begin() as conn:
-                    n = conn.execute(delete(t).where(t.c.id.in_(oldest.scalar_subquery()),
-                                                     t.c.sent_at < cutoff)).rowcount
-                purged += n
-                if n < chunk:
-                    break
+            oldest = select(t.c.id).where(t.c.status == status).order_by(t.c.id).limit(chunk)
+            purged += delete_in_chunks(self.db, delete(t).where(t.c.id.in_(oldest.scalar_subquery()),
+                                                                t.c.sent_at < cutoff), chunk)
         PURGED.labels(self.service).inc(purged)
         return purged
 
