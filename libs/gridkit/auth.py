@@ -34,7 +34,7 @@ TOKEN_TYPE = "at+jwt"
 
 ROLES = (
     "resident", "grid_worker", "grid_head", "community_admin", "street_admin", "county_admin",
-    "dept_officer", "volunteer", "building_manager", "sysadmin",
+    "dept_officer", "volunteer", "building_manager", "sysadmin", "auditor",
 )
 # Roles that administer: they see personal data of the people they handle.
 ADMIN_ROLES = ("community_admin", "street_admin", "county_admin", "sysadmin")
@@ -60,6 +60,7 @@ class Principal:
     kind: str  # "user" or "service"
     grants: tuple[Grant, ...] = field(default_factory=tuple)
     name: str | None = None
+    issued_at: float | None = None  # the token's iat: a disabled account's older tokens are refused
 
     def has_role(self, *roles: str) -> bool:
         return any(grant.role in roles for grant in self.grants)
@@ -180,7 +181,9 @@ class TokenVerifier:
             raise Unauthorized(f"invalid token: {exc}") from None
         grants = tuple(Grant(g_["role"], g_.get("scope", "county"))
                        for g_ in claims.get("grants", []) if isinstance(g_, dict) and "role" in g_)
-        principal = Principal(claims["sub"], claims.get("kind", "user"), grants, claims.get("name"))
+        iat = claims.get("iat")
+        principal = Principal(claims["sub"], claims.get("kind", "user"), grants, claims.get("name"),
+                              float(iat) if isinstance(iat, int | float) else None)
         return principal, float(claims["exp"])
 
 
@@ -200,7 +203,11 @@ def current_principal(required: bool = True) -> Principal | None:
             return None
         from .service import runtime
 
-        g.principal = runtime().verifier.verify(token)
+        rt = runtime()
+        principal = rt.verifier.verify(token)
+        if rt.revoked_access.refuses(principal):
+            raise Unauthorized("this account was disabled; its access tokens no longer work")
+        g.principal = principal
     return g.principal
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "gridgov_outbox"
+METADATA = "gridgov.metadata"  # session.info key: the service's metadata (the kit's tables)
 IDLE_PING_SECONDS = 2.0  # a pooled connection idle longer than this is pinged before use
 
 naming_convention = {
@@ -46,11 +47,15 @@ def new_metadata() -> MetaData:
 
 
 def declarative_base():
-    """A fresh ORM base per service: each service owns its own metadata."""
+    """A fresh ORM base per service: each service owns its own metadata, which holds
+    the kit's tables every service has (access revocations, the audit trail)."""
+    from . import access, audit
 
     class ServiceBase(DeclarativeBase):
         metadata = new_metadata()
 
+    access.table(ServiceBase.metadata)
+    audit.table(ServiceBase.metadata)
     return ServiceBase
 
 

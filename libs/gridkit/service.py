@@ -22,12 +22,13 @@ from typing import Any
 
 from flask import current_app
 
-from . import migrations
+from . import access, migrations
+from .access import RevokedAccess
 from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
 from .consumer import Subscriptions, Worker
-from .db import Database
+from .db import METADATA, Database
 from .events import Catalogue
 from .outbox import Inbox, Outbox, Relay
 
@@ -53,6 +54,11 @@ class ServiceSpec:
     # ``loop(runtime, stop)`` in its own thread and returns once ``stop`` is set.
     background: list[Callable[[Runtime, threading.Event], None]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Every service obeys identity's account lifecycle: the kit subscribes it.
+        self.subscriptions = self.subscriptions or Subscriptions(self.name)
+        access.subscribe(self.subscriptions, self.base.metadata)
+
 
 @dataclass
 class Runtime:
@@ -61,19 +67,24 @@ class Runtime:
     db: Database
     bus: Bus
     verifier: TokenVerifier
+    revoked_access: RevokedAccess
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, spec: ServiceSpec, settings: Settings | None = None, *,
               verifier: TokenVerifier | None = None, migrate: bool = False) -> Runtime:
         settings = settings or Settings.from_env(spec.name)
+        db = Database(settings.database_url)
+        # Kit helpers find the service's tables (audit trail, revocations) through the session.
+        db.sessions.configure(info={METADATA: spec.base.metadata})
         runtime = cls(
             spec=spec,
             settings=settings,
-            db=Database(settings.database_url),
+            db=db,
             bus=Bus(settings.bus_url, timeout=settings.broker_timeout, queue_type=settings.queue_type),
             verifier=verifier or TokenVerifier.from_url(
                 settings.jwks_url, issuer=settings.token_issuer, audience=settings.token_audience),
+            revoked_access=RevokedAccess(spec.name, db, spec.base.metadata),
         )
         if migrate:
             runtime.migrate()
@@ -126,11 +137,13 @@ class Runtime:
         loops = list(self.spec.background)
         if worker:
             loops.append(self.spec.inbox.forget_processed)  # every consumer's inbox, kept bounded
+            loops.append(access.forget_old)
         for loop in loops:
             t = threading.Thread(target=loop, args=(self, stop), name=f"{self.spec.name}-{loop.__name__}",
                                  daemon=True)
             t.start()
             threads.append(t)
+        self.extras["threads"] = threads
         return threads
 
     def stop_background(self) -> None:
@@ -140,6 +153,8 @@ class Runtime:
             relay.stop()
         if worker := self.extras.get("worker"):
             worker.stop()
+        for thread in self.extras.pop("threads", []):
+            thread.join(timeout=5)  # no consumer of this runtime outlives it
 
 
 def runtime() -> Runtime:

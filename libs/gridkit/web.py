@@ -24,7 +24,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import logs, metrics
+from . import audit, logs, metrics
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
 
@@ -134,6 +134,7 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     api = ProblemApi(app)
     for blueprint in spec.blueprints():
         api.register_blueprint(blueprint)
+    api.register_blueprint(audit.blueprint())  # every service's audit trail, for auditors
     app.extensions["gridgov.api"] = api
 
     @app.before_request

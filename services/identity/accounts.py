@@ -7,6 +7,7 @@ which need their own transactions for the throttle (see ``Throttle``).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -22,9 +23,9 @@ from gridkit.crypto import DataKey
 from gridkit.problems import Conflict, Problem, Unauthorized
 
 from . import domain
-from .events import ROLE_GRANTED, ROLE_REVOKED, USER_REGISTERED
+from .events import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_ENABLED, USER_REGISTERED
 from .keys import Keyring
-from .tables import LoginAttempt, RefreshToken, RoleGrant, User, outbox
+from .tables import LoginAttempt, RefreshToken, RoleGrant, StatusChange, User, outbox
 
 # OWASP's argon2id baseline (19 MiB, t=2, p=1).
 hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -121,6 +122,62 @@ def set_password(session: Session, user: User, password: str) -> None:
     revoke_all_refresh_tokens(session, user.id)
 
 
+# --- offboarding ---------------------------------------------------------------------------
+
+def lock_user(session: Session, user_id: str) -> User | None:
+    """The account, its row locked for the rest of the transaction (see :func:`issue_tokens`)."""
+    return session.scalar(select(User).where(User.id == user_id).with_for_update())
+
+
+def last_disable(session: Session, user_id: str) -> StatusChange | None:
+    return session.scalar(select(StatusChange).where(StatusChange.user_id == user_id,
+                                                     StatusChange.action == "disabled")
+                          .order_by(StatusChange.id.desc()).limit(1))
+
+
+def held_grants(session: Session, user: User) -> list[tuple[str, str]]:
+    """The grants that decide who may change the account's status: its current ones, or
+    those a disable took away."""
+    if not user.disabled:
+        return [(g.role, g.scope) for g in user.grants]
+    change = last_disable(session, user.id)
+    return [tuple(pair) for pair in json.loads(change.grants)] if change else []  # type: ignore[misc]
+
+
+def disable(session: Session, user: User, *, by: str, reason: str) -> None:
+    """Someone left (or must be stopped): at once their sessions end, their grants are
+    revoked, and every service refuses their access tokens (``identity.user.disabled``);
+    grids ends their staffing and dispatch hands their cases back to a grid head."""
+    if user.disabled:
+        raise Conflict("the account is already disabled")
+    now = utcnow()
+    grants = [[g.role, g.scope] for g in user.grants]
+    user.disabled = True
+    revoke_all_refresh_tokens(session, user.id)
+    for row in list(user.grants):
+        revoke_grant(session, row, by=by)
+        user.grants.remove(row)
+    session.add(StatusChange(user_id=user.id, action="disabled", reason=reason, by=by, at=now,
+                             grants=json.dumps(grants)))
+    outbox.record(session, USER_DISABLED, {"user_id": user.id, "kind": user.kind, "by": by, "at": now},
+                  subject=user.id)
+
+
+def enable(session: Session, user: User, *, by: str, reason: str) -> None:
+    """The account may log in again. Its old tokens stay refused; a resident gets the
+    resident role back, staff get roles only by new grants (a returning worker may have
+    another job)."""
+    if not user.disabled:
+        raise Conflict("the account is not disabled")
+    now = utcnow()
+    user.disabled = False
+    session.add(StatusChange(user_id=user.id, action="enabled", reason=reason, by=by, at=now))
+    outbox.record(session, USER_ENABLED, {"user_id": user.id, "kind": user.kind, "by": by, "at": now},
+                  subject=user.id)
+    if user.kind == "resident":
+        grant(session, user, "resident", "county", by=by)
+
+
 def new_client_secret() -> str:
     return secrets.token_urlsafe(32)
 
@@ -205,6 +262,10 @@ def login(runtime, *, by: str, identifier: str, password: str, client_ip: str) -
 
 def issue_tokens(session: Session, keyring: Keyring, user: User, *, refresh: bool = True,
                  family: str | None = None) -> dict:
+    # The account's row is locked as a disable locks it: a token is issued either before
+    # the disable's moment (and refused everywhere from then on) or not at all.
+    if session.scalar(select(User.disabled).where(User.id == user.id).with_for_update()):
+        raise _bad_credentials()
     access, expires_in = keyring.issue(session, user)
     answer = {"access_token": access, "token_type": "Bearer", "expires_in": expires_in}
     if refresh:

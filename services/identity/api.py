@@ -26,7 +26,7 @@ from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 
 from . import accounts, domain
-from .tables import ContactRead, RoleGrant, User
+from .tables import ContactRead, RoleGrant, StatusChange, User
 
 blp = Blueprint("identity", __name__, description="People, accounts, role grants and tokens")
 
@@ -93,6 +93,7 @@ class UserOut(Schema):
     phone = fields.String(allow_none=True, metadata={"description": "Masked (138****5678) unless it is your own"})
     national_id = fields.String(allow_none=True, metadata={"description": "Masked unless it is your own"})
     can_log_in = fields.Boolean()
+    disabled = fields.Boolean(metadata={"description": "Disabled by an admin (someone who left)"})
     created_at = fields.DateTime()
     grants = fields.List(fields.Nested(GrantOut))
 
@@ -104,6 +105,18 @@ class UserQuery(Page):
 class UserPage(Schema):
     items = fields.List(fields.Nested(UserOut))
     next_cursor = fields.String(allow_none=True)
+
+
+class StatusChangeIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(5, 200),
+                           metadata={"description": "Why (left the job, on leave, back): kept with the change"})
+
+
+class StatusChangeOut(Schema):
+    action = fields.String(metadata={"description": "disabled | enabled"})
+    reason = fields.String()
+    by = fields.String()
+    at = fields.DateTime()
 
 
 class ContactQuery(Schema):
@@ -205,7 +218,7 @@ def present(user: User, viewer: Principal | None) -> dict:
     return {
         "id": user.id, "kind": user.kind, "display_name": user.display_name,
         "username": user.username, "created_at": user.created_at, "grants": user.grants,
-        "can_log_in": user.password_hash is not None and not user.disabled,
+        "can_log_in": user.password_hash is not None and not user.disabled, "disabled": user.disabled,
         "phone": contact.phone if own else domain.mask_phone(contact.phone),
         "national_id": contact.national_id if own else domain.mask_national_id(contact.national_id),
     }
@@ -376,6 +389,56 @@ def create_service_account(body):
             grants=[(g["role"], g["scope"]) for g in body["grants"]], by=principal.subject)
     return {"id": user.id, "name": user.display_name, "client_id": user.username,
             "client_secret": secret, "grants": user.grants}
+
+
+# --- offboarding ---------------------------------------------------------------------------
+
+def _change_status(user_id: str, reason: str, change) -> dict:
+    principal = current_principal()
+    with runtime().db.transaction() as session:
+        user = accounts.lock_user(session, user_id) if len(user_id) <= 36 else None
+        if user is None:
+            raise NotFound("user", user_id)
+        try:
+            domain.check_status_change(principal, user.id, accounts.held_grants(session, user))
+        except domain.RuleBroken as exc:
+            raise Forbidden(str(exc)) from None
+        change(session, user, by=principal.subject, reason=reason)
+        return present(user, principal)
+
+
+@blp.post("/users/<user_id>/disable")
+@require_roles(*ADMIN_ROLES)
+@blp.arguments(StatusChangeIn)
+@blp.response(200, UserOut)
+def disable_user(body, user_id):
+    """Offboarding: the account can no longer log in, its sessions end, its grants are
+    revoked, and every service refuses its access tokens within seconds; its staffing
+    ends and the cases it held go back to a grid head. sysadmin: anyone; county_admin:
+    anyone but a sysadmin; community/street admins: grid staff at their own grid scopes.
+    Nobody disables their own account."""
+    return _change_status(user_id, body["reason"], accounts.disable)
+
+
+@blp.post("/users/<user_id>/enable")
+@require_roles(*ADMIN_ROLES)
+@blp.arguments(StatusChangeIn)
+@blp.response(200, UserOut)
+def enable_user(body, user_id):
+    """The account may log in again (same rule as disabling, judged on the grants it held).
+    A resident gets the resident role back; staff get roles by new grants."""
+    return _change_status(user_id, body["reason"], accounts.enable)
+
+
+@blp.get("/users/<user_id>/status-changes")
+@require_roles(*ADMIN_ROLES)
+@blp.response(200, StatusChangeOut(many=True))
+def status_changes(user_id):
+    """When the account was disabled and enabled, by whom and why, oldest first."""
+    with runtime().db.transaction() as session:
+        user = _user(session, user_id)
+        return session.scalars(select(StatusChange).where(StatusChange.user_id == user.id)
+                               .order_by(StatusChange.id)).all()
 
 
 # --- grants --------------------------------------------------------------------------------

@@ -100,6 +100,27 @@ def may_create(principal: Principal, kind: str, grants: list[tuple[str, str]]) -
     return False
 
 
+def check_status_change(principal: Principal, target_id: str, target_grants: list[tuple[str, str]]) -> None:
+    """Whether ``principal`` may disable (or enable again) the account ``target_id`` whose
+    grants are (or were, when it was disabled) ``target_grants``; raises when not.
+
+    * Nobody changes their own account (an admin locking themselves out is a mistake).
+    * sysadmin: anyone; county_admin: anyone but a sysadmin.
+    * community/street admins: the grid staff they could have granted, i.e. an account
+      holding at least one grant, every one of them a grid staff role at exactly one of
+      the admin's own grid scopes (the same rule as granting, see :func:`may_grant`).
+    """
+    if principal.subject == target_id:
+        raise RuleBroken("you cannot disable or enable your own account", "user_id")
+    if any(role == "sysadmin" for role, _ in target_grants) and not principal.is_sysadmin:
+        raise RuleBroken("only a sysadmin may disable or enable a sysadmin")
+    if principal.has_role("sysadmin", "county_admin"):
+        return
+    if target_grants and all(may_grant(principal, role, scope) for role, scope in target_grants):
+        return
+    raise RuleBroken("the account is outside your scope")
+
+
 def may_set_password(principal: Principal) -> bool:
     return principal.has_role("sysadmin", "county_admin")
 

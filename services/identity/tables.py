@@ -53,6 +53,21 @@ class RoleGrant(Base):
     user: Mapped[User] = relationship(back_populates="grants")
 
 
+class StatusChange(Base):
+    """An account disabled or enabled again: who, when, why, and the grants it held."""
+
+    __tablename__ = "account_status_changes"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # disabled | enabled
+    reason: Mapped[str] = mapped_column(String(200))
+    by: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(TS)
+    # The grants revoked by a disable, as JSON [[role, scope], …]: who may enable it again.
+    grants: Mapped[str] = mapped_column(Text, default="[]")
+
+
 class RefreshToken(Base):
     """Only the SHA-256 of the token is kept. A family is one login and its rotations."""
 
