@@ -616,8 +616,8 @@ def timeline(petition_id):
         # A merged petition's steps continue with the kept one's, read as its reader sees that one.
         seen = {petition.id: sight_of(session, petition, principal)}
         if petition.merged_into:
-            seen[petition.merged_into] = sight_of(session, session.get(Petition, petition.merged_into), principal) \
-                or domain.Sight("follower", "hidden", content=False, place=False, words=False)
+            seen[petition.merged_into] = sight_of(session, session.get(Petition, petition.merged_into),
+                                                  principal) or domain.PROGRESS_ONLY
         return {"petition_id": petition.id, "status": petition.status, "language": lang, "steps": [
             {"at": aware(s.at), "kind": s.kind, "petition_id": s.petition_id,
              "text": domain.step_text(s.kind, json.loads(s.params), lang, seen[s.petition_id])} for s in steps]}, \

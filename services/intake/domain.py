@@ -183,6 +183,10 @@ class Sight:
     words: bool  # free text others wrote: staff's notes and results, the reporter's reasons and rating comment
 
 
+# A follower's sight of a private report: what anyone following a petition sees at least.
+PROGRESS_ONLY = Sight("follower", "hidden", content=False, place=False, words=False)
+
+
 def sight(principal: Principal, *, reporter_id: str, followers: set[str], public: bool, anonymous: bool,
           handlers: set[str], submitted_by: str | None = None) -> Sight | None:
     """None when the principal may not read the petition at all. The reporter and staff
@@ -197,7 +201,7 @@ def sight(principal: Principal, *, reporter_id: str, followers: set[str], public
                                            handlers=handlers, submitted_by=submitted_by),
                      content=True, place=True, words=True)
     if principal.subject in followers:
-        return Sight("follower", "hidden", content=public, place=public, words=False)
+        return Sight("follower", "hidden", content=True, place=True, words=False) if public else PROGRESS_ONLY
     return None
 
 
