@@ -255,13 +255,15 @@ def offer(session: Session, case: Case, start: str, now: datetime, *, by: str | 
 def approve(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
             grid_id: int | None = None, reason: str | None = None) -> None:
     """审批分配: the community's admin lets the case be offered (optionally to another grid)."""
-    require(domain.in_scope(actor, place(snapshot, case, session), ("community_admin", "county_admin")),
+    require(domain.in_scope(actor, place(snapshot, case, session), domain.DISPATCHERS),
             "only the community's admin (or a county admin) approves its cases")
     domain.check("approve", case.state)
     if grid_id is not None and grid_id != case.grid_id:
         grid = snapshot.grids.get(grid_id)
         if grid is None or grid.network != case.network:
             raise Refused(f"grid {grid_id} is not a current grid of the {case.network} network")
+        require(domain.may_send_to(actor, domain.Place(snapshot.chain(grid.id), snapshot.grid_divisions(grid.id))),
+                f"grid {grid_id} is outside your scope: you may send a case only to a grid of your own area")
         codes = snapshot.divisions_of(grid, case.lon, case.lat)
         case.grid_id, case.catch_all = grid.id, False
         case.community, case.street, case.county = codes.get("community"), codes.get("street"), codes.get("county")

@@ -185,6 +185,7 @@ def aware(moment: datetime) -> datetime:
 STAFF = ("grid_worker", "grid_head", "community_admin", "street_admin", "county_admin", "dept_officer")
 DIVISION_ADMINS = ("community_admin", "street_admin")
 ADMINS = (*DIVISION_ADMINS, "county_admin")
+DISPATCHERS = ("community_admin", "county_admin")  # approve, and choose where a case goes
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,12 @@ def in_scope(principal: Principal, place: Place, roles: Iterable[str]) -> bool:
     if "county_admin" in roles and principal.has_role("county_admin"):
         return True
     return any(covers(scope, place) for scope in grants(principal, *roles))
+
+
+def may_send_to(principal: Principal, target: Place) -> bool:
+    """A dispatcher sends a case only into a grid of their own scope (its subtree, their
+    division, or the county): approving never moves work into someone else's area."""
+    return in_scope(principal, target, DISPATCHERS)
 
 
 def may_see(principal: Principal, place: Place, *, offered_to_me: bool = False,

@@ -74,6 +74,23 @@ class Snapshot:
                 todo.extend(self._children.get(grid_id, ()))
         return found
 
+    def grid_divisions(self, grid_id: int) -> tuple[str, ...]:
+        """Codes of the divisions a grid lies in (community, street, county), from its own
+        division or the nearest ancestor's that names one; never from a case's point."""
+        for ident in self.chain(grid_id):
+            info = self.grids.get(ident)
+            if info is None or not info.division_code:
+                continue
+            codes = [info.division_code]
+            division = self.division_by_code.get(info.division_code)
+            while division is not None and division.parent_id is not None:
+                division = self.divisions.get(division.parent_id)
+                if division is None or division.code in codes:
+                    break
+                codes.append(division.code)
+            return tuple(codes)
+        return ()
+
     def divisions_of(self, grid: GridInfo | None, lon: float, lat: float) -> dict[str, str]:
         """{"community": code, "street": code, "county": code} for the place: from the
         grid's division when it names one, else the deepest division containing the point."""

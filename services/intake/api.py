@@ -129,6 +129,8 @@ class PetitionIn(Schema):
     photos = fields.List(fields.String(validate=validate.Length(1, 36)), load_default=list,
                          validate=validate.Length(max=domain.MAX_PHOTOS))
     anonymous = fields.Boolean(load_default=False)
+    public = fields.Boolean(load_default=False, metadata={
+        "description": "Let followers (me too) see the description and photos; never the contact"})
     reporter_id = fields.String(validate=USER_ID, metadata={
         "description": "Operator channels: the resident's identity user id"})
     contact = fields.Nested(ContactIn, metadata={
@@ -151,10 +153,13 @@ class PetitionOut(Schema):
     channel = fields.String()
     category = fields.String()
     network = fields.String()
-    description = fields.String()
-    place = fields.Nested(PlaceOut)
+    description = fields.String(allow_none=True, metadata={
+        "description": "null for a follower unless the report is public"})
+    place = fields.Nested(PlaceOut, allow_none=True, metadata={
+        "description": "null for a follower unless the report is public (grid_id says where)"})
     status = fields.String()
     anonymous = fields.Boolean()
+    public = fields.Boolean(metadata={"description": "the reporter let followers see the description and photos"})
     closed_on_spot = fields.Boolean()
     result = fields.String(allow_none=True)
     reporter = fields.Nested(ReporterOut, allow_none=True)
@@ -233,9 +238,18 @@ def followers_of(session: Session, petition_id: str) -> set[str]:
     return set(session.scalars(select(Follower.user_id).where(Follower.petition_id == petition_id)))
 
 
+def sight_of(session: Session, p: Petition | SimpleNamespace, principal: Principal, *,
+             followers: set[str] | None = None) -> domain.Sight | None:
+    """What this principal may see of the petition (domain.sight decides)."""
+    return domain.sight(principal, reporter_id=p.reporter_id,
+                        followers=followers_of(session, p.id) if followers is None else followers,
+                        public=bool(p.public), anonymous=p.anonymous, handlers=p.handler_ids,
+                        submitted_by=p.submitted_by)
+
+
 def readable(session: Session, petition_id: str, principal: Principal) -> Petition:
     petition = load_petition(session, petition_id)
-    if not domain.may_read(principal, petition.reporter_id, followers_of(session, petition.id)):
+    if sight_of(session, petition, principal) is None:
         raise Forbidden("only the reporter, followers and staff may read this petition")
     return petition
 
@@ -255,10 +269,13 @@ def rule(check, *args) -> None:
 def petition_out(session: Session, p: Petition | SimpleNamespace, principal: Principal, *,
                  followers: set[str] | None = None, photos: list[str] | None = None,
                  contact: tuple[str | None, str | None] | None = None) -> dict:
-    """The petition as its reader may see it; ``followers``, ``photos`` and the plain
-    ``contact`` (name, phone) when the caller knows them already (a petition just submitted)."""
-    view = domain.contact_view(principal, reporter_id=p.reporter_id, anonymous=p.anonymous,
-                               handlers=p.handler_ids, submitted_by=p.submitted_by)
+    """The petition as its reader may see it (domain.sight); ``followers``, ``photos`` and the
+    plain ``contact`` (name, phone) when the caller knows them already (a petition just submitted)."""
+    followers = followers_of(session, p.id) if followers is None else followers
+    seen = sight_of(session, p, principal, followers=followers)
+    if seen is None:
+        raise Forbidden("only the reporter, followers and staff may read this petition")
+    view = seen.contact
     reporter = None
     if view != "hidden" and contact is None:
         key = data_key()
@@ -266,19 +283,19 @@ def petition_out(session: Session, p: Petition | SimpleNamespace, principal: Pri
     contact = domain.shown_contact(view, *contact) if view != "hidden" and contact else None
     if contact is not None:
         reporter = contact | {"id": p.reporter_id if view == "full" else None}
-    followers = followers_of(session, p.id) if followers is None else followers
-    relation = "reporter" if principal.subject == p.reporter_id else \
-        "follower" if principal.subject in followers else "staff"
-    if photos is None:
+    if not seen.content:
+        photos = []
+    elif photos is None:
         photos = session.scalars(select(Photo.id).where(Photo.petition_id == p.id).order_by(Photo.position)).all()
     return {
         "id": p.id, "channel": p.channel, "category": p.category, "network": p.network,
-        "description": p.description, "status": p.status, "anonymous": p.anonymous,
-        "place": {"lon": p.lon, "lat": p.lat, "building_id": p.building_id},
-        "closed_on_spot": p.closed_on_spot, "result": p.result, "reporter": reporter,
-        "relation": relation, "photos": list(photos), "followers": len(followers),
+        "description": p.description if seen.content else None, "status": p.status,
+        "anonymous": p.anonymous, "public": bool(p.public),
+        "place": {"lon": p.lon, "lat": p.lat, "building_id": p.building_id} if seen.place else None,
+        "closed_on_spot": p.closed_on_spot, "result": p.result if seen.words else None, "reporter": reporter,
+        "relation": seen.relation, "photos": list(photos), "followers": len(followers),
         "case_id": p.case_id, "grid_id": p.grid_id, "merged_into": p.merged_into,
-        "rating": p.rating, "rating_comment": p.rating_comment,
+        "rating": p.rating, "rating_comment": p.rating_comment if seen.words else None,
         "submitted_at": aware(p.submitted_at), "resolved_at": aware(p.resolved_at),
     }
 
@@ -406,12 +423,12 @@ def get_photo(photo_id):
         photo = session.get(Photo, photo_id) if len(photo_id) <= 36 else None
         if photo is None:
             raise NotFound("photo", photo_id)
-        allowed = photo.uploaded_by == principal.subject or domain.is_staff(principal)
-        if not allowed and photo.petition_id:
-            petition = session.get(Petition, photo.petition_id)
-            allowed = domain.may_read(principal, petition.reporter_id, followers_of(session, petition.id))
-        if not allowed:
-            raise Forbidden("only the reporter and staff may see this photo")
+        seen = None
+        if photo.petition_id and not domain.may_see_photo(principal, photo.uploaded_by, None):
+            seen = sight_of(session, session.get(Petition, photo.petition_id), principal)
+        if not domain.may_see_photo(principal, photo.uploaded_by, seen):
+            raise Forbidden("only its uploader, the reporter, staff and followers of a public report "
+                            "may see this photo")
     data = runtime().extras["photos"].get(photo.sha256)
     return Response(data, content_type=photo.content_type, headers={
         "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
@@ -438,8 +455,8 @@ def similar_open(session: Session, category: str, lon: float, lat: float) -> lis
                            .where(Petition.category == category, Petition.lat.between(y0, y1),
                                   Petition.lon.between(x0, x1), Petition.submitted_at >= since,
                                   Petition.status.in_(domain.OPEN)).limit(50)).all()
-    return domain.similar(lon, lat, now(), [domain.Nearby(r.id, r.status, r.lon, r.lat, aware(r.submitted_at))
-                                            for r in rows])
+    return domain.similar(lon, lat, now(), [domain.Nearby(r.id, r.status, r.lon, r.lat, aware(r.submitted_at),
+                                                          category) for r in rows])
 
 
 def attach_photos(session: Session, petition_id: str, ids: list[str], principal: Principal) -> None:
@@ -497,7 +514,7 @@ def submit(body):
             "building_id": building_id, "county_code": areas.get("county"),
             "street_code": areas.get("street"), "community_code": areas.get("community"),
             "reporter_id": reporter_id, "submitted_by": principal.subject if operator else None,
-            "anonymous": body["anonymous"], "contact_name": key.seal_optional(name, "name"),
+            "anonymous": body["anonymous"], "public": body["public"], "contact_name": key.seal_optional(name, "name"),
             "contact_phone": key.seal_optional(contact.get("phone"), "phone"),
             "closed_on_spot": on_spot, "status": "resolved" if on_spot else "submitted",
             "case_id": None, "grid_id": None, "handlers": "[]", "result": body.get("result") if on_spot else None,
@@ -596,16 +613,15 @@ def timeline(petition_id):
         ids = [petition.id] + ([petition.merged_into] if petition.merged_into else [])
         steps = session.scalars(select(Step).where(Step.petition_id.in_(ids))
                                 .order_by(Step.at, Step.id)).all()
-        reporters = {petition.id: petition.reporter_id}
+        # A merged petition's steps continue with the kept one's, read as its reader sees that one.
+        seen = {petition.id: sight_of(session, petition, principal)}
         if petition.merged_into:
-            reporters[petition.merged_into] = session.get(Petition, petition.merged_into).reporter_id
-
-        def own(step: Step) -> bool:
-            return reporters[step.petition_id] == principal.subject
+            seen[petition.merged_into] = sight_of(session, session.get(Petition, petition.merged_into),
+                                                  principal) or domain.PROGRESS_ONLY
         return {"petition_id": petition.id, "status": petition.status, "language": lang, "steps": [
             {"at": aware(s.at), "kind": s.kind, "petition_id": s.petition_id,
-             "text": domain.describe(s.kind, json.loads(s.params), lang, own=own(s))} for s in steps]}, 200, \
-            {"Content-Language": lang}
+             "text": domain.step_text(s.kind, json.loads(s.params), lang, seen[s.petition_id])} for s in steps]}, \
+            200, {"Content-Language": lang}
 
 
 @blp.post("/petitions/<string:petition_id>/withdraw")

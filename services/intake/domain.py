@@ -2,7 +2,8 @@
 
 Who may submit on which channel, when a petition is a duplicate, how its
 status follows the case, who may withdraw, rate or ask for rework, who sees
-the reporter's contact, and how each step reads in the resident's timeline.
+what of a petition (its content, place and the reporter's contact), and how
+each step reads in the resident's timeline.
 """
 
 from __future__ import annotations
@@ -149,10 +150,6 @@ def is_staff(principal: Principal) -> bool:
     return principal.has_role(*STAFF_ROLES)
 
 
-def may_read(principal: Principal, reporter_id: str, followers: set[str]) -> bool:
-    return principal.subject == reporter_id or principal.subject in followers or is_staff(principal)
-
-
 def contact_view(principal: Principal, *, reporter_id: str, anonymous: bool, handlers: set[str],
                  submitted_by: str | None = None) -> str:
     """"full", "masked" or "hidden": what this viewer sees of the reporter and their contact.
@@ -172,6 +169,69 @@ def shown_contact(view: str, name: str | None, phone: str | None) -> dict | None
     if view == "masked":
         return {"name": mask_name(name), "phone": mask_phone(phone), "masked": True}
     return {"name": name, "phone": phone, "masked": False}
+
+
+@dataclass(frozen=True)
+class Sight:
+    """What one reader may see of one petition. Decided by :func:`sight` alone; every
+    route (detail, lists, timeline, photos, follow) applies it."""
+
+    relation: str  # reporter | staff | follower
+    contact: str  # full | masked | hidden (contact_view)
+    content: bool  # the description and the photos
+    place: bool  # the exact place (point, building); without it only the grid is shown
+    words: bool  # free text others wrote: staff's notes and results, the reporter's reasons and rating comment
+
+
+# A follower's sight of a private report: what anyone following a petition sees at least.
+PROGRESS_ONLY = Sight("follower", "hidden", content=False, place=False, words=False)
+
+
+def sight(principal: Principal, *, reporter_id: str, followers: set[str], public: bool, anonymous: bool,
+          handlers: set[str], submitted_by: str | None = None) -> Sight | None:
+    """None when the principal may not read the petition at all. The reporter and staff
+    see what they always saw. A follower ("me too", or merged in by staff) sees progress,
+    not content: status, category, grid, rating and the timeline in standard words; the
+    description, photos and exact place only when the reporter made the report public;
+    never the contact, anyone's own words or the rating comment."""
+    if principal.subject == reporter_id:
+        return Sight("reporter", "full", content=True, place=True, words=True)
+    if is_staff(principal):
+        return Sight("staff", contact_view(principal, reporter_id=reporter_id, anonymous=anonymous,
+                                           handlers=handlers, submitted_by=submitted_by),
+                     content=True, place=True, words=True)
+    if principal.subject in followers:
+        return Sight("follower", "hidden", content=True, place=True, words=False) if public else PROGRESS_ONLY
+    return None
+
+
+def may_see_photo(principal: Principal, uploaded_by: str, petition: Sight | None) -> bool:
+    """Its uploader, staff, and whoever sees the content of the petition it belongs to."""
+    return principal.subject == uploaded_by or is_staff(principal) or (petition is not None and petition.content)
+
+
+# What a reader who may not read others' words sees of a step that carries some.
+FREE_TEXT = ("text", "result", "reason", "comment")
+PLAIN = {
+    "progressed:note": ("办理有新进展", "There is progress"),
+    "progressed:returned": ("已退回重新分派", "Returned for re-assignment"),
+    "submitted_on_spot": ("网格员随手记，已当场办结", "Logged on patrol and handled on the spot"),
+    "resolved": ("已办结", "Resolved"),
+    "reopened": ("已重新办理", "Reopened for rework"),
+    "rework_requested": ("居民申请不满意重办", "The resident asked for rework"),
+}
+
+
+def step_text(kind: str, params: dict, lang: str, seen: Sight) -> str:
+    """One timeline step as this reader may read it: in full (reporter, staff), or as a
+    standard progress line without staff's or the reporter's own words (followers)."""
+    if seen.words:
+        return describe(kind, params, lang, own=seen.relation == "reporter")
+    key = f"progressed:{params.get('step') if params.get('step') in PROGRESS else 'note'}" \
+        if kind == "progressed" else kind
+    if key in PLAIN:
+        return PLAIN[key][lang == "en"]
+    return describe(kind, {k: v for k, v in params.items() if k not in FREE_TEXT}, lang, own=False)
 
 
 # --- places ---------------------------------------------------------------------------------
@@ -201,15 +261,19 @@ class Nearby:
     lon: float
     lat: float
     submitted_at: datetime
+    category: str
 
 
 def similar(lon: float, lat: float, now: datetime, candidates: list[Nearby]) -> list[dict]:
-    """Open petitions of the same category within 100 m and 48 h, nearest first ("me too")."""
+    """Open petitions of the same category within 100 m and 48 h, nearest first ("me too").
+    Each says what a resident needs to decide (id to follow it, category, distance, status,
+    when), never what its reporter wrote, showed or who they are."""
     found = []
     for c in candidates:
         d = distance_m(lon, lat, c.lon, c.lat)
         if c.status in OPEN and d <= DUPLICATE_METRES and now - c.submitted_at <= DUPLICATE_WINDOW:
-            found.append({"id": c.id, "status": c.status, "distance_m": round(d, 1)})
+            found.append({"id": c.id, "category": c.category, "distance_m": round(d, 1), "status": c.status,
+                          "submitted_at": c.submitted_at.isoformat()})
     return sorted(found, key=lambda f: f["distance_m"])
 
 

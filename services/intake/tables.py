@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 
 from gridkit.db import declarative_base
@@ -69,6 +70,8 @@ class Petition(Base):
     reporter_id = Column(UserId, nullable=False)  # looked up through ix_petitions_reporter_order
     submitted_by = Column(UserId)
     anonymous = Column(Boolean, nullable=False, default=False)
+    # The reporter lets followers see the description and photos (never the contact).
+    public = Column(Boolean, nullable=False, default=False, server_default=false())
     contact_name = Column(Text)  # sealed
     contact_phone = Column(Text)  # sealed
     closed_on_spot = Column(Boolean, nullable=False, default=False)

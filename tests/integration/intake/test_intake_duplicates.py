@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from intake.testing import feed_case
 
-from .conftest import outbox_events, submit
+from .conftest import outbox_events, petition_body, submit
 
 NEAR = {"lon": 100.0505, "lat": 25.0503}  # ~60 m from INSIDE
 FAR = {"lon": 100.06, "lat": 25.06}  # ~1.5 km away
@@ -21,6 +23,20 @@ def test_a_similar_open_petition_nearby_is_a_409_listing_it_until_the_resident_s
     assert submit(client, second, place=NEAR, separate=True)["id"] != kept["id"]
 
 
+def test_the_similar_list_says_what_a_resident_needs_to_decide_and_nothing_of_the_report(client, people):
+    _, first = people.resident(name="王小明")
+    kept = submit(client, first, description="我家302室门口漏水", contact={"phone": "13812345678"})
+    _, second = people.resident()
+    conflict = client.post("/petitions", json=petition_body(place=NEAR), headers=second)
+    assert conflict.status_code == 409
+    [similar] = conflict.json["similar"]
+    assert set(similar) == {"id", "category", "distance_m", "status", "submitted_at"}
+    assert (similar["id"], similar["category"], similar["status"]) == (kept["id"], "water_leak", "submitted")
+    assert similar["submitted_at"] == kept["submitted_at"]
+    text = json.dumps(conflict.json, ensure_ascii=False)
+    assert "302" not in text and "13812345678" not in text and "王" not in text
+
+
 def test_far_away_another_category_or_a_closed_one_is_not_a_duplicate(intake, client, people):
     _, a = people.resident()
     kept = submit(client, a)
@@ -31,14 +47,14 @@ def test_far_away_another_category_or_a_closed_one_is_not_a_duplicate(intake, cl
     submit(client, b, place=NEAR)
 
 
-def test_me_too_makes_the_resident_a_follower_who_sees_the_detail_and_timeline(intake, client, people):
+def test_me_too_makes_the_resident_a_follower_who_sees_the_progress_and_timeline(intake, client, people):
     _, reporter = people.resident()
     kept = submit(client, reporter)
     neighbour_id, neighbour = people.resident()
     assert client.get(f"/petitions/{kept['id']}", headers=neighbour).status_code == 403
     followed = client.post(f"/petitions/{kept['id']}/followers", headers=neighbour)
     assert followed.status_code == 201 and followed.json["relation"] == "follower"
-    assert followed.json["reporter"]["masked"] is True
+    assert followed.json["reporter"] is None and followed.json["description"] is None
     assert client.post(f"/petitions/{kept['id']}/followers", headers=neighbour).status_code == 200
     [event] = outbox_events(intake, "intake.petition.followed.v1")
     assert event["data"] == event["data"] | {"petition_id": kept["id"], "follower_id": neighbour_id}

@@ -32,4 +32,6 @@ def test_submit_follow_resolve_rate_and_rework_on_sqlite(make_runtime, people):
     assert [p["id"] for p in page["items"]] == [petition["id"]]
     assert page["items"][0]["reporter"]["phone"] == "13812345678"
     timeline = client.get(f"/petitions/{petition['id']}/timeline", headers=neighbour).json
-    assert timeline["steps"][-1]["text"] == "居民申请不满意重办：没修好"
+    assert timeline["steps"][-1]["text"] == "居民申请不满意重办"  # a follower never reads the reason
+    own = client.get(f"/petitions/{petition['id']}/timeline", headers=headers).json
+    assert own["steps"][-1]["text"] == "您申请不满意重办：没修好"

@@ -84,11 +84,40 @@ def test_who_sees_the_reporter():
         "name": "王**", "phone": "138****5678", "masked": True}
 
 
+def test_a_follower_sees_progress_not_content_unless_the_report_is_public():
+    def seen(p, public=False):
+        return domain.sight(p, reporter_id="r", followers={"f"}, public=public, anonymous=False, handlers={"h"})
+
+    assert seen(person("resident", sub="r")) == domain.Sight("reporter", "full", True, True, True)
+    assert seen(person("grid_worker", sub="x")) == domain.Sight("staff", "masked", True, True, True)
+    assert seen(person("grid_worker", sub="h")).contact == "full"
+    assert seen(person("resident", sub="f")) == domain.Sight("follower", "hidden", False, False, False)
+    assert seen(person("resident", sub="f"), public=True) == domain.Sight("follower", "hidden", True, True, False)
+    assert seen(person("resident", sub="x"), public=True) is None
+    assert not domain.may_see_photo(person("resident", sub="f"), "r", seen(person("resident", sub="f")))
+    assert domain.may_see_photo(person("resident", sub="f"), "r", seen(person("resident", sub="f"), public=True))
+    assert domain.may_see_photo(person("resident", sub="r"), "r", None)
+
+
+def test_a_follower_reads_standard_progress_lines_without_anyones_own_words():
+    follower = domain.Sight("follower", "hidden", content=True, place=True, words=False)
+    staff = domain.Sight("staff", "masked", content=True, place=True, words=True)
+    line = domain.step_text
+    assert line("progressed", {"step": "note", "text": "王先生 302"}, "en", follower) == "There is progress"
+    assert line("progressed", {"step": "returned", "text": "302"}, "zh-CN", follower) == "已退回重新分派"
+    assert line("progressed", {"step": "unheard-of", "text": "302"}, "en", follower) == "There is progress"
+    assert line("progressed", {"step": "extension_refused"}, "en", follower) == "The request for more time was refused"
+    assert line("resolved", {"result": "302"}, "en", follower) == "Resolved"
+    assert line("rework_requested", {"reason": "302"}, "zh-CN", follower) == "居民申请不满意重办"
+    assert line("rated", {"rating": 2}, "en", follower) == "The resident rated it 2 stars"
+    assert line("resolved", {"result": "302"}, "en", staff) == "Resolved: 302"
+
+
 def test_duplicates_are_open_same_category_within_100_metres_and_48_hours():
-    near = domain.Nearby("a", "assigned", 100.0005, 25.0, NOW - timedelta(hours=1))
-    far = domain.Nearby("b", "submitted", 100.002, 25.0, NOW)
-    old = domain.Nearby("c", "submitted", 100.0, 25.0, NOW - timedelta(hours=49))
-    closed = domain.Nearby("d", "resolved", 100.0, 25.0, NOW)
+    near = domain.Nearby("a", "assigned", 100.0005, 25.0, NOW - timedelta(hours=1), "drainage")
+    far = domain.Nearby("b", "submitted", 100.002, 25.0, NOW, "drainage")
+    old = domain.Nearby("c", "submitted", 100.0, 25.0, NOW - timedelta(hours=49), "drainage")
+    closed = domain.Nearby("d", "resolved", 100.0, 25.0, NOW, "drainage")
     found = domain.similar(100.0, 25.0, NOW, [near, far, old, closed])
     assert [f["id"] for f in found] == ["a"] and 45 < found[0]["distance_m"] < 55
     x0, y0, x1, y1 = domain.box_around(100.0, 25.0, 100)
