@@ -1,14 +1,14 @@
 """petitions.public: the reporter lets followers see the description and photos (never the contact); existing petitions stay private
 
 Revision ID: dc71667607e5
-Revises: d75a0bb8b3c6
+Revises: 096f831d516f
 Create Date: 2026-12-07 11:46:58.156963
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'dc71667607e5'
-down_revision = 'd75a0bb8b3c6'
+down_revision = '096f831d516f'
 branch_labels = None
 depends_on = None
 
