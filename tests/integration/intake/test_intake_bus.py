@@ -52,7 +52,8 @@ def test_a_petition_travels_out_and_its_case_steps_come_back_end_to_end(make_run
 
     def steps():
         answer = client.get(f"/petitions/{petition['id']}/timeline", headers=headers).json
-        return answer if len(answer["steps"]) == 3 else None
+        # The petition and its steps are read in two statements: wait for both to show the claim.
+        return answer if len(answer["steps"]) == 3 and answer["status"] == "claimed" else None
     timeline = wait_for(steps, message="the case steps on the timeline")
     assert [s["text"] for s in timeline["steps"]][1:] == ["已分派至县级统一受理平台", "工作人员已认领，正在办理"]
     assert timeline["status"] == "claimed"
