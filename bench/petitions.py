@@ -52,6 +52,7 @@ import requests
 
 from gridkit import registry
 from gridkit.processes import BIN, ROOT, Platform, free_port, start_platform
+from notify.testing import SmsGatewayFake
 
 from . import bare_insert
 from .common import Figure, scratch_amqp, scratch_database
@@ -114,7 +115,8 @@ class World:
     residents: list[str]  # tokens
 
 
-def build_world(platform: Platform) -> World:
+def build_world(platform: Platform, sms: SmsGatewayFake) -> World:
+    """The county, its grids and staff, and residents registered with the codes notify texts to ``sms``."""
     api = Api(platform)
     platform.gridgov("create-sysadmin", "--username", "bench-admin",
                      extra_env={"GRIDGOV_ADMIN_PASSWORD": PASSWORD})
@@ -146,8 +148,9 @@ def build_world(platform: Platform) -> World:
     residents = []
     for r in range(RESIDENTS):
         phone = f"1390000{r:04d}"
-        api.call("POST", "identity", "/residents", body={"phone": phone, "name": f"居民{r + 1}",
-                                                         "password": PASSWORD})
+        api.call("POST", "identity", "/codes", body={"phone": phone, "purpose": "register"}, expect=(202,))
+        api.call("POST", "identity", "/residents", body={"phone": phone, "code": sms.code_for(phone),
+                                                         "name": f"居民{r + 1}", "password": PASSWORD})
         residents.append(api.login(phone=phone))
     return World(admin, grids, workers, watched, residents)
 
@@ -467,14 +470,17 @@ def run(*, pg_url: str, amqp_url: str, scale: float = 1.0) -> list[Figure]:
         bare_event_db = stack.enter_context(scratch_database("bench_bare_event"))
         vhost = stack.enter_context(scratch_amqp())
         started = time.perf_counter()
+        sms = SmsGatewayFake()  # where notify texts the residents' registration codes
+        stack.callback(sms.close)
         platform = start_platform(services, database_url=databases.__getitem__, bus_url=vhost, logs=logs,
-                                  data_key=DATA_KEY, extra_env={"GRIDGOV_LOG_LEVEL": "WARNING"})
+                                  data_key=DATA_KEY, extra_env={"GRIDGOV_LOG_LEVEL": "WARNING",
+                                                                "GRIDGOV_SMS_URL": sms.url})
         stack.callback(platform.stop)
         print(f"platform up: {', '.join(services)} as gunicorn + worker each "
               f"({time.perf_counter() - started:.1f} s; logs in {logs})", flush=True)
 
         started = time.perf_counter()
-        world = build_world(platform)
+        world = build_world(platform, sms)
         arrivals: dict[str, Arrival] = {}
         lock = threading.Lock()
         watchers = []

@@ -25,7 +25,8 @@ from gridkit.schemas import Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 
-from . import accounts, domain
+from . import accounts, codes, domain
+from .events import CODE_PURPOSES, LANGUAGES
 from .tables import ContactRead, RoleGrant, StatusChange, User
 
 blp = Blueprint("identity", __name__, description="People, accounts, role grants and tokens")
@@ -33,6 +34,7 @@ blp = Blueprint("identity", __name__, description="People, accounts, role grants
 Name = lambda: fields.String(required=True, validate=validate.Length(1, 50))  # noqa: E731
 Phone = lambda **kw: fields.String(validate=validate.Regexp(domain.PHONE, error="not a mainland mobile number"), **kw)  # noqa: E731
 Password = lambda **kw: fields.String(validate=validate.Length(domain.PASSWORD_MIN, domain.PASSWORD_MAX), load_only=True, **kw)  # noqa: E731
+Code = lambda **kw: fields.String(validate=validate.Regexp(r"^[0-9]{6}$", error="six digits"), load_only=True, **kw)  # noqa: E731
 
 
 class NationalId(fields.String):
@@ -57,6 +59,7 @@ class GrantOut(GrantIn):
 
 class ResidentIn(Schema):
     phone = Phone(required=True)
+    code = Code(required=True, metadata={"description": "The \"register\" code texted to the phone (POST /codes)"})
     name = Name()
     password = Password(required=True)
     national_id = NationalId(validate=validate.Length(max=18))
@@ -132,18 +135,20 @@ class ContactOut(Schema):
 
 class TokenIn(Schema):
     grant_type = fields.String(required=True, validate=validate.OneOf(
-        ("password", "refresh_token", "client_credentials")))
+        ("password", "refresh_token", "client_credentials", "otp")))
     phone = fields.String(validate=validate.Length(max=20))
     username = fields.String(validate=validate.Length(max=64))
     password = fields.String(load_only=True, validate=validate.Length(max=domain.PASSWORD_MAX))
     refresh_token = fields.String(load_only=True, validate=validate.Length(max=200))
     client_id = fields.String(validate=validate.Length(max=64))
     client_secret = fields.String(load_only=True, validate=validate.Length(max=200))
+    code = Code(metadata={"description": "otp: the \"login\" code texted to the phone (POST /codes)"})
 
     @validates_schema
     def _fields_for_grant(self, data, **_):
         needs = {"password": ["password"], "refresh_token": ["refresh_token"],
-                 "client_credentials": ["client_id", "client_secret"]}[data["grant_type"]]
+                 "client_credentials": ["client_id", "client_secret"],
+                 "otp": ["phone", "code"]}[data["grant_type"]]
         missing = {f: ["required for this grant_type"] for f in needs if not data.get(f)}
         if data["grant_type"] == "password" and bool(data.get("phone")) == bool(data.get("username")):
             missing["phone"] = ["give exactly one of phone or username"]
@@ -254,11 +259,10 @@ def _client_ip() -> str:
 @blp.arguments(ResidentIn)
 @blp.response(201, UserOut)
 def register_resident(body):
-    """Self-registration of a resident (no token needed)."""
-    with runtime().db.transaction() as session:
-        user = accounts.create_user(session, _key(), kind="resident", name=body["name"],
-                                    phone=body["phone"], national_id=body.get("national_id"),
-                                    password=body["password"], grants=[("resident", "county")])
+    """Self-registration of a resident (no token needed), with the "register" code texted
+    to the phone. A wrong, expired or used code is a 422 naming ``code``."""
+    user = codes.register(runtime(), phone=body["phone"], code=body["code"], name=body["name"],
+                          password=body["password"], national_id=body.get("national_id"))
     return present(user, Principal(user.id, "user"))
 
 
@@ -489,9 +493,12 @@ def remove_grant(user_id, grant_id):
 @blp.arguments(TokenIn)
 @blp.response(200, TokenOut)
 def issue_token(body):
-    """Log in. ``password`` (phone or username), ``refresh_token`` (rotates it) or
-    ``client_credentials`` (service accounts). Too many failures answer 429 with Retry-After."""
+    """Log in. ``password`` (phone or username), ``otp`` (phone and a "login" code texted to
+    it; residents), ``refresh_token`` (rotates it) or ``client_credentials`` (service
+    accounts). Too many failures answer 429 with Retry-After."""
     rt = runtime()
+    if body["grant_type"] == "otp":
+        return codes.login(rt, phone=body["phone"], code=body["code"], client_ip=_client_ip())
     if body["grant_type"] == "refresh_token":
         return accounts.refresh(rt, body["refresh_token"])
     if body["grant_type"] == "client_credentials":
@@ -526,3 +533,50 @@ def rotate_keys():
     key, previous = runtime().extras["keyring"].rotate()
     return {"kid": key.kid, "signs_from": key.signs_from, "previous_kid": previous}
 
+
+
+# --- one-time codes ------------------------------------------------------------------------
+
+class CodeRequestIn(Schema):
+    phone = Phone(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(CODE_PURPOSES))
+    language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
+        "description": "Of the text message; default from Accept-Language, else zh-CN"})
+
+
+class CodeRequested(Schema):
+    detail = fields.String()
+    expires_in = fields.Integer(metadata={"description": "Seconds a code sent now stays valid"})
+
+
+class PasswordResetIn(Schema):
+    phone = Phone(required=True)
+    code = Code(required=True, metadata={"description": "The \"reset\" code texted to the phone"})
+    password = Password(required=True)
+
+    @validates("password")
+    def _policy(self, value, **_):
+        _check_policy(value)
+
+
+@blp.post("/codes")
+@blp.arguments(CodeRequestIn)
+@blp.response(202, CodeRequested)
+def request_code(body):
+    """Text a one-time code to a phone (no token needed), to register, log in or reset the
+    password. The answer is the same whether or not the phone has an account; only its
+    owner learns anything. Throttled per phone and per client address (429, Retry-After)."""
+    language = body.get("language") or request.accept_languages.best_match(LANGUAGES) or "zh-CN"
+    ttl = codes.request_code(runtime(), phone=body["phone"], purpose=body["purpose"], language=language,
+                             client_ip=_client_ip())
+    return {"detail": "if this number may use a code for this, one is on its way by SMS",
+            "expires_in": int(ttl.total_seconds())}
+
+
+@blp.post("/password-reset")
+@blp.arguments(PasswordResetIn)
+@blp.response(204)
+def reset_password(body):
+    """A resident sets a new password with the "reset" code texted to their phone; every
+    refresh token of the account is revoked. A wrong code or an unknown phone: the same 422."""
+    codes.reset_password(runtime(), phone=body["phone"], code=body["code"], password=body["password"])

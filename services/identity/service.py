@@ -8,7 +8,7 @@ from gridkit.auth import TokenVerifier
 from gridkit.crypto import DataKey
 from gridkit.service import Runtime, ServiceSpec
 
-from . import api
+from . import api, codes
 from .events import catalogue
 from .keys import Keyring
 from .tables import Base, inbox, outbox
@@ -23,6 +23,7 @@ def setup(runtime: Runtime) -> None:
                       audience=settings.token_audience)
     keyring.ensure_active()
     runtime.extras.update(data_key=data_key, keyring=keyring)
+    codes.setup(runtime)
     runtime.verifier = TokenVerifier.from_jwks(keyring.jwks, issuer=settings.token_issuer,
                                                audience=settings.token_audience)
 
@@ -39,4 +40,5 @@ spec = ServiceSpec(
     outbox=outbox,
     inbox=inbox,
     setup=setup,
+    background=[codes.forget_old_codes],
 )

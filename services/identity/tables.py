@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gridkit.db import declarative_base
@@ -113,6 +113,40 @@ class LoginAttempt(Base):
     account_key: Mapped[str] = mapped_column(String(64))  # blind index of the login name
     client_ip: Mapped[str] = mapped_column(String(64))
     attempted_at: Mapped[datetime] = mapped_column(TS)
+
+
+class OneTimeCode(Base):
+    """The code last issued for a phone and purpose (see codes.py): only its keyed hash.
+
+    A row is written for every request, known phone or not; ``code_hash`` is NULL when
+    no usable code was made (login or reset of an unknown phone, registration of a
+    known one), so such a row fails every attempt like a wrong code does.
+    """
+
+    __tablename__ = "one_time_codes"
+    __table_args__ = (Index("ix_one_time_codes_phone_purpose", "phone_key", "purpose", "id"),
+                      Index("ix_one_time_codes_expires_at", "expires_at"))
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    phone_key: Mapped[str] = mapped_column(String(64))  # blind index of the phone
+    purpose: Mapped[str] = mapped_column(String(16))  # register | login | reset
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    wrong_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+
+
+class CodeRequest(Base):
+    """A request for a code, counted per phone and per client address (throttling)."""
+
+    __tablename__ = "code_requests"
+    __table_args__ = (Index("ix_code_requests_phone_at", "phone_key", "requested_at"),
+                      Index("ix_code_requests_client_at", "client_ip", "requested_at"))
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    phone_key: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(TS)
 
 
 class ContactRead(Base):

@@ -12,6 +12,12 @@ channel or address never holds up another:
    exponentially; or, after ``max_attempts`` (or a permanent refusal),
    ``dead`` with ``notify.delivery.failed`` written to the outbox in the same
    transaction.
+
+One-time codes (``code_texts``, written by :func:`notify.handlers.text_code`) go
+the same way in the same loop, with two differences: a code's text is retried
+only until the code expires, and it leaves nothing behind: the row is deleted
+once sent, refused for good, out of attempts or expired (counted in
+``gridgov_notify_code_texts_total``).
 """
 
 from __future__ import annotations
@@ -21,22 +27,24 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from gridkit.crypto import DataKey
 
 from .channels import ChannelError, EmailSender, HttpSmsGateway, SmsGateway
 from .config import NotifyConfig
 from .events import DELIVERY_FAILED
-from .tables import Contact, Delivery, Notice, outbox, utcnow
+from .tables import CodeText, Contact, Delivery, Notice, outbox, utcnow
 
 log = logging.getLogger(__name__)
 
 DELIVERIES = Counter("gridgov_notify_deliveries_total", "Delivery attempts by channel and outcome",
                      ["channel", "outcome"])
+CODE_TEXTS = Counter("gridgov_notify_code_texts_total", "One-time code texts by outcome",
+                     ["outcome"])  # sent | retry | dead | expired
 LEASE = timedelta(minutes=2)
 MAX_BACKOFF = 3600.0
 
@@ -51,6 +59,19 @@ class Claimed:
     title: str
     body: str
     address: str | None  # opened contact; None when the person removed it meanwhile
+
+
+@dataclass(frozen=True)
+class ClaimedCode:
+    id: int
+    attempts: int
+    phone: str
+    text: str
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def backoff(config: NotifyConfig, attempts: int) -> timedelta:
@@ -74,8 +95,10 @@ class Deliverer:
     def run_once(self) -> int:
         """Send every delivery due now (one batch); return how many were attempted."""
         claimed = self.claim()
+        codes = self.claim_codes()
+        list(self.pool.map(self.send_code, codes))  # first: their codes are short-lived
         list(self.pool.map(self.deliver, claimed))
-        return len(claimed)
+        return len(claimed) + len(codes)
 
     def claim(self) -> list[Claimed]:
         now = utcnow()
@@ -151,6 +174,54 @@ class Deliverer:
     def _still_ours(item: Claimed):
         # Another loop may have re-claimed the row after our lease ran out: then it owns the outcome.
         return (Delivery.id == item.id, Delivery.attempts == item.attempts, Delivery.status == "pending")
+
+    # -- one-time codes ---------------------------------------------------------
+
+    def claim_codes(self) -> list[ClaimedCode]:
+        now = utcnow()
+        with self.db.transaction() as session:
+            query = (select(CodeText).where(CodeText.next_attempt_at <= now)
+                     .order_by(CodeText.next_attempt_at, CodeText.id).limit(self.batch_size))
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            claimed = []
+            for row in session.scalars(query).all():
+                if aware(row.expires_at) <= now:
+                    session.delete(row)
+                    CODE_TEXTS.labels("expired").inc()
+                    log.warning("one-time code text %s expired unsent: %s", row.id, row.last_error or "not tried")
+                    continue
+                row.attempts += 1
+                row.next_attempt_at = now + LEASE
+                claimed.append(ClaimedCode(row.id, row.attempts, self.sealer.open(row.recipient_sealed, "code.sms"),
+                                           self.sealer.open(row.text_sealed, "code.text")))
+            return claimed
+
+    def send_code(self, item: ClaimedCode) -> None:
+        try:
+            self.sms.send(item.phone, item.text, reference=f"code-{item.id}")
+        except ChannelError as exc:
+            self.code_failed(item, str(exc), permanent=exc.permanent)
+        except Exception as exc:  # noqa: BLE001 - a bug in one send must not stop the loop
+            log.exception("code text %s crashed", item.id)
+            self.code_failed(item, f"unexpected error: {exc!r}", permanent=False)
+        else:
+            with self.db.transaction() as session:
+                session.execute(delete(CodeText).where(CodeText.id == item.id, CodeText.attempts == item.attempts))
+            CODE_TEXTS.labels("sent").inc()
+
+    def code_failed(self, item: ClaimedCode, reason: str, *, permanent: bool) -> None:
+        dead = permanent or item.attempts >= self.config.max_attempts
+        ours = (CodeText.id == item.id, CodeText.attempts == item.attempts)
+        with self.db.transaction() as session:
+            if dead:
+                session.execute(delete(CodeText).where(*ours))
+            else:
+                session.execute(update(CodeText).where(*ours).values(
+                    last_error=reason[:2000], next_attempt_at=utcnow() + backoff(self.config, item.attempts)))
+        CODE_TEXTS.labels("dead" if dead else "retry").inc()
+        log.warning("one-time code text %s failed (attempt %d%s): %s", item.id, item.attempts,
+                    ", dropped" if dead else "", reason)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False)

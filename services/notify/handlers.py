@@ -2,7 +2,8 @@
 
 ``notify.cases``: every event a rule in :mod:`notify.rules` names (plus the
 claim, which also feeds the case-handler projection). ``notify.people``:
-identity's role grants, to know each department's officers.
+identity's role grants, to know each department's officers. ``notify.codes``:
+identity's one-time codes, texted at once (see :func:`text_code`).
 
 A handler writes, in the inbox transaction, one notice per recipient and
 one pending delivery per outside channel; the delivery loop sends them.
@@ -11,16 +12,32 @@ one pending delivery per outside channel; the delivery loop sends them.
 from __future__ import annotations
 
 import json
+import logging
+import math
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from contracts.identity import CODE_ISSUED, CODE_PURPOSE, RECIPIENT_PURPOSE
 from dispatch.events import CASE_CLAIMED
 from gridkit.consumer import Event, Subscriptions
+from gridkit.crypto import mask_phone
 from identity.events import ROLE_GRANTED, ROLE_REVOKED
 
 from . import rules, templates
-from .tables import CaseHandler, Contact, Delivery, DepartmentOfficer, Notice, Preference
+from .tables import (
+    CaseHandler,
+    CodeText,
+    Contact,
+    Delivery,
+    DepartmentOfficer,
+    Notice,
+    Preference,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
 
 subscriptions = Subscriptions("notify")
 DEPARTMENT_SCOPE = "department:"
@@ -135,3 +152,39 @@ def remember_officer(session: Session, event: Event) -> None:
 @subscriptions.on(ROLE_REVOKED, purpose="people")
 def forget_officer(session: Session, event: Event) -> None:
     session.execute(delete(DepartmentOfficer).where(DepartmentOfficer.grant_id == event.data["grant_id"]))
+
+
+@subscriptions.on(CODE_ISSUED, purpose="codes")
+def text_code(session: Session, event: Event) -> None:
+    """Queue the code's text message for the delivery loop, which sends it at once (woken
+    at commit) and retries with the deliveries' backoff until the code expires.
+
+    The number and the text are opened from the transit seal and sealed again with
+    notify's own key; the row goes once sent. Without an SMS gateway nothing is queued:
+    in embedded mode (``make run``) the text is logged at WARNING instead, as a
+    development aid; anywhere else a warning says a code could not be sent."""
+    data = event.data
+    expires_at: datetime = data["expires_at"]
+    remaining = (expires_at - utcnow()).total_seconds()
+    if remaining <= 0:
+        log.info("one-time code expired before it could be sent; dropped",
+                 extra={"event_id": event.id, "purpose": data["purpose"]})
+        return
+    info = session.info  # put on every session by service.setup
+    transit = info["transit_key"]
+    phone = transit.open(data["recipient_sealed"], RECIPIENT_PURPOSE)
+    code = transit.open(data["code_sealed"], CODE_PURPOSE) if data["code_sealed"] else None
+    text = templates.render_code(data["message"], data["purpose"], data["language"], code=code,
+                                 minutes=max(1, math.ceil(remaining / 60)))
+    if "sms" not in info["notify_config"].available_channels:
+        if info["embedded"]:
+            log.warning("no SMS gateway (development only): the text to %s would say: %s", mask_phone(phone), text)
+        else:
+            log.warning("a one-time code could not be texted: no SMS gateway is configured (GRIDGOV_SMS_URL)",
+                        extra={"event_id": event.id, "purpose": data["purpose"]})
+        return
+    sealer = info["sealer"]
+    session.add(CodeText(event_id=event.id, recipient_sealed=sealer.seal(phone, "code.sms"),
+                         text_sealed=sealer.seal(text, "code.text"), expires_at=expires_at, attempts=0,
+                         next_attempt_at=utcnow()))
+    info["deliveries_written"] = True  # wakes the delivery loop after commit

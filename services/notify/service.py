@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 
+from contracts.identity import TRANSIT_CONTEXT
 from gridkit.crypto import DataKey
 from gridkit.service import Runtime, ServiceSpec
 
@@ -23,10 +24,14 @@ def setup(runtime: Runtime) -> None:
     config = NotifyConfig.from_settings(runtime.settings)
     broadcaster = Broadcaster(runtime.db, poll_seconds=config.poll_seconds)
     deliveries_due = threading.Event()
-    runtime.extras.update(notify_config=config, sealer=DataKey.from_settings(runtime.settings),
-                          broadcaster=broadcaster, deliveries_due=deliveries_due)
-    # Handlers receive only a session: it carries the config they need.
-    runtime.db.sessions.configure(info={"notify_config": config})
+    sealer = DataKey.from_settings(runtime.settings)
+    runtime.extras.update(notify_config=config, sealer=sealer, broadcaster=broadcaster,
+                          deliveries_due=deliveries_due)
+    # Handlers receive only a session: it carries the config and keys they need (the transit
+    # key opens what identity sealed for a text message; see contracts.identity).
+    runtime.db.sessions.configure(info={
+        "notify_config": config, "sealer": sealer, "embedded": runtime.settings.embedded,
+        "transit_key": DataKey.from_settings(runtime.settings, context=TRANSIT_CONTEXT)})
 
     def before_commit(session) -> None:
         notices = session.info.get("notices_written")

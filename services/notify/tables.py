@@ -114,3 +114,21 @@ class CaseHandler(Base):
     case_id = Column(String(64), primary_key=True)
     petition_id = Column(String(64), nullable=False, index=True)
     handler_id = Column(UserId, nullable=False)
+
+
+class CodeText(Base):
+    """A one-time code's text message on its way (identity.code.issued): the number and
+    the text (which holds the code) sealed with notify's key, deleted once sent, refused
+    for good, or expired."""
+
+    __tablename__ = "code_texts"
+    id = Column(ID, primary_key=True, autoincrement=True)
+    event_id = Column(String(200), nullable=False, unique=True)
+    recipient_sealed = Column(Text, nullable=False)
+    text_sealed = Column(Text, nullable=False)
+    expires_at = Column(When, nullable=False)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(When, nullable=False, default=utcnow)
+    last_error = Column(Text)
+    created_at = Column(When, nullable=False, default=utcnow)
+    __table_args__ = (Index("ix_code_texts_due", "next_attempt_at"),)

@@ -127,3 +127,32 @@ def render(kind: str, language: str, data: dict, *, tz: ZoneInfo = DEFAULT_TIMEZ
 
 
 assert set(TEMPLATES) == set(KINDS), "one template per notice kind"
+
+
+# --- one-time codes (identity.code.issued): text messages, not notices ----------------------
+
+CODE_TEXTS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "code": "【网格治理】验证码 {code}，用于{action}，{minutes}分钟内有效。请勿告诉他人；如非本人操作，请忽略。",
+        "account_exists": "【网格治理】有人用本号码申请注册，但本号码已有账号。请直接登录；忘记密码可申请验证码重置密码"
+                          "（工作人员请联系管理员）。如非本人操作，请忽略。",
+    },
+    "en": {
+        "code": "gridgov: your code is {code}, to {action}, valid for {minutes} minutes. Never share it; "
+                "if you did not ask for it, ignore this message.",
+        "account_exists": "gridgov: someone asked to register this number, but it already has an account. "
+                          "Log in, or reset a forgotten password with a code (staff: ask your admin). "
+                          "If it was not you, ignore this message.",
+    },
+}
+CODE_ACTIONS: dict[str, dict[str, str]] = {
+    "zh-CN": {"register": "注册", "login": "登录", "reset": "重置密码"},
+    "en": {"register": "register", "login": "log in", "reset": "reset your password"},
+}
+
+
+def render_code(message: str, purpose: str, language: str, *, code: str | None, minutes: int) -> str:
+    """The text of a code message (``code`` or ``account_exists``) in ``language``."""
+    language = language if language in CODE_TEXTS else "zh-CN"
+    return CODE_TEXTS[language][message].format(code=code, minutes=minutes,
+                                                action=CODE_ACTIONS[language][purpose])

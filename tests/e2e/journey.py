@@ -58,10 +58,12 @@ class Person:
 
 
 class Gridgov:
-    """The platform as base URLs per service (identity, grids, intake, dispatch, notify)."""
+    """The platform as base URLs per service (identity, grids, intake, dispatch, notify), and
+    the SMS gateway notify texts one-time codes to (a ``notify.testing.SmsGatewayFake``)."""
 
-    def __init__(self, urls: dict[str, str]):
+    def __init__(self, urls: dict[str, str], sms=None):
         self.urls = urls
+        self.sms = sms
 
     def call(self, method: str, service: str, path: str, who: Person | None = None, *,
              expect: int | None = None, timeout: float = 30, **kwargs) -> requests.Response:
@@ -94,7 +96,11 @@ class Gridgov:
         return self.login(label, password=password, **login_name)
 
     def register_resident(self, *, phone: str, name: str, password: str) -> Person:
-        self.post("identity", "/residents", json={"phone": phone, "name": name, "password": password}, expect=201)
+        """Ask for a code, read it from the texts the phone received, register with it."""
+        self.post("identity", "/codes", json={"phone": phone, "purpose": "register"}, expect=202)
+        code = self.sms.code_for(phone, timeout=PROPAGATION)
+        self.post("identity", "/residents", expect=201, json={
+            "phone": phone, "code": code, "name": name, "password": password})
         return self.login("resident", phone=phone, password=password)
 
     def staff(self, who: Person, grid_id: int, person: Person, role: str) -> None:

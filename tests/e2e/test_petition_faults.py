@@ -25,6 +25,7 @@ from gridkit.db import Database
 from gridkit.processes import ROOT, start_platform
 from gridkit.rabbitnode import PrivateRabbit
 from gridkit.testkit import wait_for
+from notify.testing import SmsGatewayFake
 
 from .conftest import DATA_KEY
 from .reconcile import reconcile
@@ -92,12 +93,16 @@ def databases(fresh_pg_database):
 
 @pytest.fixture(scope="module")
 def faulty_platform(rabbit, databases, tmp_path_factory):
+    sms = SmsGatewayFake()  # where residents' registration codes are texted
     platform = start_platform(list(databases), database_url=databases.__getitem__, bus_url=rabbit.url,
-                              logs=tmp_path_factory.mktemp("faults-platform"), data_key=DATA_KEY)
+                              logs=tmp_path_factory.mktemp("faults-platform"), data_key=DATA_KEY,
+                              extra_env={"GRIDGOV_SMS_URL": sms.url})
+    platform.sms = sms
     try:
         yield platform
     finally:
         platform.stop()
+        sms.close()
         for db in _engines.values():
             db.engine.dispose()  # before the session drops the databases
         _engines.clear()
@@ -168,8 +173,11 @@ def set_up_world(platform, databases) -> World:
     residents = []
     for n in range(CLIENTS):
         phone, password = f"1391234{n:04d}", "a long pass phrase"
+        asked = requests.post(platform.url("identity", "/codes"), timeout=10,
+                              json={"phone": phone, "purpose": "register"})
+        assert asked.status_code == 202, asked.text
         created(requests.post(platform.url("identity", "/residents"), timeout=10, json={
-            "phone": phone, "name": f"居民{n}", "password": password}))
+            "phone": phone, "code": platform.sms.code_for(phone), "name": f"居民{n}", "password": password}))
         residents.append(login(platform, phone=phone, password=password))
 
     # Routing needs dispatch's projection of the grids and their staff, and intake must know

@@ -18,6 +18,7 @@ import requests
 from gridkit import registry
 from gridkit.processes import BIN, ROOT, free_port, start_platform
 from gridkit.testkit import wait_for
+from notify.testing import SmsGatewayFake
 
 from .conftest import DATA_KEY
 from .journey import (
@@ -46,24 +47,33 @@ def log_tails(directory, names, chars: int = 2500) -> str:
 
 
 @pytest.fixture(scope="module")
-def journey_platform(fresh_pg_database, amqp_url, tmp_path_factory):
+def sms_gateway():
+    fake = SmsGatewayFake()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def journey_platform(fresh_pg_database, amqp_url, tmp_path_factory, sms_gateway):
     """Every service as gunicorn + `gridgov worker`, each on a fresh PostgreSQL database,
-    on this run's RabbitMQ vhost, with a one-second deadline sweep."""
+    on this run's RabbitMQ vhost, with a one-second deadline sweep; notify texts codes to
+    the fake SMS gateway."""
     platform = start_platform(registry.available(), database_url=lambda name: fresh_pg_database(f"journey_{name}"),
                               bus_url=amqp_url, logs=tmp_path_factory.mktemp("journey"), data_key=DATA_KEY,
-                              extra_env=FAST | {"GRIDGOV_WEB_THREADS": "8"})
+                              extra_env=FAST | {"GRIDGOV_WEB_THREADS": "8", "GRIDGOV_SMS_URL": sms_gateway.url})
     try:
         yield platform
     finally:
         platform.stop()
 
 
-def test_a_petition_travels_from_report_to_rating_across_every_service_as_its_own_process(journey_platform):
+def test_a_petition_travels_from_report_to_rating_across_every_service_as_its_own_process(journey_platform,
+                                                                                            sms_gateway):
     platform = journey_platform
     assert set(SERVICES) <= set(platform.urls)
     platform.gridgov("create-sysadmin", "--username", "journey-root",
                      extra_env={"GRIDGOV_ADMIN_PASSWORD": "journey-root-password"})
-    gg = Gridgov(platform.urls)
+    gg = Gridgov(platform.urls, sms=sms_gateway)
     sysadmin = gg.login("sysadmin", username="journey-root", password="journey-root-password")
     try:
         cast = small_world_cast(gg, sysadmin)

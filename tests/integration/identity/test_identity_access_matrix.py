@@ -8,7 +8,7 @@ their own scope (scope refusals are tested in test_identity_grants.py).
 from __future__ import annotations
 
 import pytest
-from conftest import People, new_phone
+from conftest import People, ask_code, new_phone, register
 
 from gridkit.auth import ROLES
 from gridkit.config import Settings
@@ -64,8 +64,11 @@ ENDPOINTS = [
     ("POST /keys/rotate", {"sysadmin"}, lambda c, h, t, g: c.post("/keys/rotate", headers=h)),
 ]
 PUBLIC = [
-    ("POST /residents", lambda c, h: c.post("/residents", headers=h, json={
-        "phone": new_phone(), "name": "居民", "password": PASSWORD})),
+    ("POST /codes", lambda c, h: ask_code(c, new_phone(), headers=h)),
+    ("POST /residents", lambda c, h: register(c, {"phone": new_phone(), "name": "居民", "password": PASSWORD},
+                                              headers=h)),
+    ("POST /password-reset", lambda c, h: c.post("/password-reset", headers=h, json={
+        "phone": new_phone(), "code": "123456", "password": PASSWORD})),  # 422 = answered, not refused
     ("POST /tokens/revoke", lambda c, h: c.post("/tokens/revoke", headers=h, json={"refresh_token": "x"})),
     ("GET /.well-known/jwks.json", lambda c, h: c.get("/.well-known/jwks.json", headers=h)),
     ("POST /tokens", lambda c, h: c.post("/tokens", headers=h, json={
@@ -100,5 +103,5 @@ def test_public_endpoint_answers_anyone(world, role, name, call):
     _, client, people = world
     header = people.with_role(role, SCOPE.get(role, "grid:g1"))[1] if role else {}
     response = call(client, header)
-    expected = 401 if name == "POST /tokens" else None
+    expected = {"POST /tokens": 401, "POST /password-reset": 422}.get(name)
     assert response.status_code == expected if expected else 200 <= response.status_code < 300

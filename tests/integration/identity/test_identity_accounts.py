@@ -6,7 +6,8 @@ import json
 
 import jwt
 import pytest
-from conftest import national_id, new_phone
+from conftest import ask_code, national_id, new_phone, texted_code
+from conftest import register as register_with_code
 from sqlalchemy import text
 
 PASSWORD = "correct horse battery"
@@ -14,7 +15,7 @@ PASSWORD = "correct horse battery"
 
 def register(client, phone=None, **extra):
     body = {"phone": phone or new_phone(), "name": "王小明", "password": PASSWORD} | extra
-    response = client.post("/residents", json=body)
+    response = register_with_code(client, body)
     assert response.status_code == 201, response.json
     return response.json
 
@@ -155,10 +156,13 @@ def test_staff_log_in_by_username_and_change_their_own_password(client, people):
     assert created["username"] == "zhao.water"
 
 
-def test_a_duplicate_phone_is_a_409_problem(client):
+def test_a_phone_that_got_an_account_after_its_code_was_sent_is_a_409_problem(client, people):
+    # Only the phone's owner holds the code, so the clear answer tells nobody else anything.
     phone = new_phone()
-    register(client, phone)
-    again = client.post("/residents", json={"phone": phone, "name": "另一个人", "password": PASSWORD})
+    assert ask_code(client, phone).status_code == 202
+    code = texted_code(client, phone, "register")
+    people.add(("resident", "county"), kind="resident", phone=phone)
+    again = client.post("/residents", json={"phone": phone, "code": code, "name": "另一个人", "password": PASSWORD})
     assert again.status_code == 409
     assert again.content_type == "application/problem+json"
     assert phone not in again.get_data(as_text=True)
@@ -174,9 +178,12 @@ def test_a_duplicate_phone_is_a_409_problem(client):
     ({"phone": "13812345678", "name": "x", "password": PASSWORD, "national_id": "1" * 5000}, "national_id"),
     ({"phone": "13812345678", "name": "x", "password": PASSWORD, "role": "sysadmin"}, "role"),
     ({"phone": ["13812345678"], "name": "x", "password": PASSWORD}, "phone"),
+    ({"phone": "13812345678", "name": "x", "password": PASSWORD}, "code"),
+    ({"phone": "13812345678", "name": "x", "password": PASSWORD, "code": "12345"}, "code"),
+    ({"phone": "13812345678", "name": "x", "password": PASSWORD, "code": "12345a"}, "code"),
 ])
 def test_bad_registrations_are_422_problems_naming_the_field(client, body, field):
-    response = client.post("/residents", json=body)
+    response = client.post("/residents", json={"code": "123456"} | body)
     assert response.status_code == 422
     assert field in response.json["errors"]
 
@@ -188,6 +195,9 @@ def test_bad_registrations_are_422_problems_naming_the_field(client, body, field
     {"grant_type": "refresh_token"},
     {"grant_type": "client_credentials", "client_id": "svc"},
     {"grant_type": "password", "phone": "1" * 10_000, "password": PASSWORD},
+    {"grant_type": "otp", "phone": "13812345678"},
+    {"grant_type": "otp", "code": "123456"},
+    {"grant_type": "otp", "phone": "13812345678", "code": "1234567"},
 ])
 def test_malformed_token_requests_are_422_not_500(client, body):
     assert client.post("/tokens", json=body).status_code == 422
@@ -249,7 +259,8 @@ def test_bulk_staff_are_created_once_per_person_with_all_their_grants(identity):
 def test_openapi_document_lists_every_identity_route(client):
     paths = client.get("/openapi.json").json["paths"]
     assert {"/residents", "/users", "/users/{user_id}", "/users/{user_id}/contact", "/tokens",
-            "/tokens/revoke", "/.well-known/jwks.json", "/keys/rotate", "/me"} <= set(paths)
+            "/tokens/revoke", "/.well-known/jwks.json", "/keys/rotate", "/me", "/codes",
+            "/password-reset"} <= set(paths)
     json.dumps(paths)
 
 

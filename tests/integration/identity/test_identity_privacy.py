@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from conftest import national_id, new_phone
+from conftest import ask_code, national_id, new_phone, register, texted_code
 from sqlalchemy import inspect, text
 
 PASSWORD = "correct horse battery"
@@ -13,8 +13,7 @@ NID = national_id()
 
 
 def resident(client, phone, nid=NID):
-    response = client.post("/residents", json={"phone": phone, "name": "周居民", "password": PASSWORD,
-                                               "national_id": nid})
+    response = register(client, {"phone": phone, "name": "周居民", "password": PASSWORD, "national_id": nid})
     assert response.status_code == 201
     return response.json
 
@@ -103,6 +102,14 @@ def test_logs_never_contain_phone_numbers(client, caplog):
     with caplog.at_level(logging.DEBUG):
         resident(client, phone)
         client.post("/tokens", json={"grant_type": "password", "phone": phone, "password": "wrong-wrong"})
-        client.post("/residents", json={"phone": phone, "name": "重复", "password": PASSWORD})
+        ask_code(client, phone, "register")  # already registered: its owner is told so
+        client.post("/residents", json={"phone": phone, "code": "123456", "name": "重复", "password": PASSWORD})
+        ask_code(client, phone, "login")
+        client.post("/tokens", json={"grant_type": "otp", "phone": phone, "code": "000000"})
+        client.post("/tokens", json={"grant_type": "otp", "phone": phone,
+                                     "code": texted_code(client, phone, "login")})
+        ask_code(client, phone, "reset")
+        client.post("/password-reset", json={"phone": phone, "code": texted_code(client, phone, "reset"),
+                                             "password": "a brand new secret"})
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert phone not in logged and NID not in logged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import register
 
 from identity.crypto import new_key
 from identity.service import spec
@@ -16,8 +17,7 @@ PASSWORD = "correct horse battery"
 def test_register_login_refresh_and_logout_on_sqlite(make_runtime):
     identity = make_runtime(spec, db="sqlite")
     client = identity.app(testing=True).test_client()
-    assert client.post("/residents", json={"phone": "13512345678", "name": "嵌入式",
-                                           "password": PASSWORD}).status_code == 201
+    assert register(client, {"phone": "13512345678", "name": "嵌入式", "password": PASSWORD}).status_code == 201
     tokens = client.post("/tokens", json={"grant_type": "password", "phone": "13512345678",
                                           "password": PASSWORD}).json
     assert client.get("/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}).json["phone"] == "13512345678"

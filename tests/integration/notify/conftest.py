@@ -1,10 +1,7 @@
 """notify on real PostgreSQL, with a real SMTP server (aiosmtpd) and a local SMS gateway."""
 
-import json
-import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -12,6 +9,7 @@ from aiosmtpd.controller import Controller
 from gridkit.processes import free_port
 from notify.deliveries import Deliverer
 from notify.service import spec
+from notify.testing import SmsGatewayFake
 
 SMS_KEY = "test-sms-key"
 
@@ -40,48 +38,11 @@ def smtp_server():
     controller.stop()
 
 
-class SmsGatewayStub:
-    """A tiny HTTP SMS provider: records every request; fails the next N, or always."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.fail_next = 0
-        self.fail_always = False
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's hook name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                stub.requests.append({"headers": dict(self.headers), "body": body})
-                if stub.fail_always or stub.fail_next > 0:
-                    stub.fail_next = max(stub.fail_next - 1, 0)
-                    self.send_response(503)
-                    self.end_headers()
-                    self.wfile.write(b"try later")
-                    return
-                answer = json.dumps({"id": f"sms-{len(stub.requests)}"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/messages"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def to(self, phone: str) -> list[dict]:
-        return [r for r in self.requests if r["body"]["to"] == phone]
-
-
 @pytest.fixture
 def sms_gateway():
-    stub = SmsGatewayStub()
-    yield stub
-    stub.server.shutdown()
+    fake = SmsGatewayFake()
+    yield fake
+    fake.close()
 
 
 @pytest.fixture
