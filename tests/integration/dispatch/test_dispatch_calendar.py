@@ -79,3 +79,17 @@ def test_the_calendar_is_read_once_and_rebuilt_only_after_a_change(dispatch, cli
     changed = current()
     assert changed is not first and not changed.is_working_day(datetime(2026, 4, 20).date())
     assert current() is changed
+
+
+def test_the_county_calendar_works_on_sqlite_too(make_runtime, tokens):
+    from dispatch.service import spec
+    from dispatch.testing import headers, seed_world
+
+    dispatch = make_runtime(spec, db="sqlite")
+    seed_world(dispatch)
+    client = dispatch.app(testing=True).test_client()
+    county = headers(tokens, "admin-county")
+    assert client.put("/calendar/days/2026-10-09", json={"kind": "holiday", "name": "县庆"},
+                      headers=county).status_code == 200
+    assert open_at(dispatch, OPENED)["claim_due"] == datetime(2026, 10, 12, 10, tzinfo=SHANGHAI)
+    assert [d["date"] for d in client.get("/calendar", headers=county).json["days"]] == ["2026-10-09"]
