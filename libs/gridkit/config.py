@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -44,6 +45,9 @@ class Settings:
     # Processed event ids stay this long (redeliveries are skipped), then go; longer
     # than the outbox's, since a producer may replay what it still keeps.
     inbox_retention_days: float = 30.0
+    # Where the people live: times written for them (notices, timelines) and working
+    # hours are local to this IANA zone; every stored and API time stays an instant.
+    timezone: str = "Asia/Shanghai"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +73,7 @@ class Settings:
             trusted_proxies=int(_env("GRIDGOV_TRUSTED_PROXIES", "0")),  # type: ignore[arg-type]
             outbox_retention_days=float(_env("GRIDGOV_OUTBOX_RETENTION_DAYS", "7")),  # type: ignore[arg-type]
             inbox_retention_days=float(_env("GRIDGOV_INBOX_RETENTION_DAYS", "30")),  # type: ignore[arg-type]
+            timezone=_env("GRIDGOV_TIMEZONE", "Asia/Shanghai"),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -77,6 +82,16 @@ class Settings:
             # A replay of a producer's kept events would then apply forgotten ones twice.
             raise ValueError(f"GRIDGOV_INBOX_RETENTION_DAYS ({self.inbox_retention_days:g}) must be at least "
                              f"GRIDGOV_OUTBOX_RETENTION_DAYS ({self.outbox_retention_days:g})")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"GRIDGOV_TIMEZONE ({self.timezone!r}) is not an IANA time zone, "
+                             "e.g. Asia/Shanghai") from None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The local time zone (``GRIDGOV_TIMEZONE``); ZoneInfo keeps one instance per name."""
+        return ZoneInfo(self.timezone)
 
     @property
     def embedded(self) -> bool:

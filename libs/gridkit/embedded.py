@@ -13,13 +13,22 @@ import signal
 import threading
 import time
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import logs, registry
 from .config import Settings
 from .service import Runtime
 
 log = logging.getLogger("gridgov.embedded")
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler without its ``Server: Werkzeug/x.y Python/x.y`` banner."""
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
 
 
 def build_runtimes() -> dict[str, Runtime]:
@@ -45,7 +54,8 @@ def run_embedded(*, scale: float = 0.05, demo: bool = True, host: str = "127.0.0
         accounts = seed_demo(runtimes, scale=scale)
     servers = []
     for name, runtime in runtimes.items():
-        server = make_server(host, port_of(runtime), runtime.app(), threaded=True)
+        server = make_server(host, port_of(runtime), runtime.app(), threaded=True,
+                             request_handler=QuietRequestHandler)
         threading.Thread(target=server.serve_forever, name=f"http-{name}", daemon=True).start()
         servers.append(server)
     _banner(runtimes, accounts, host)

@@ -4,11 +4,14 @@
 every route (unknown fields rejected) through flask-smorest, ``/openapi.json``
 generated from them, RFC 7807 problems for every error (never HTML, never a
 stack trace), request ids, JSON logs, ``/healthz``, ``/readyz`` and
-``/metrics``.
+``/metrics``, and the security headers every answer carries (:data:`SECURITY_HEADERS`;
+a response that sets its own ``Content-Security-Policy``, e.g. a human-readable page,
+keeps it; :func:`no_store` for answers carrying secrets).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -33,7 +36,29 @@ log = logging.getLogger(__name__)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-__all__ = ["Blueprint", "create_app", "Schema", "fields", "Page"]
+__all__ = ["Blueprint", "create_app", "Schema", "fields", "Page", "no_store", "SECURITY_HEADERS"]
+
+# JSON APIs load nothing, embed nothing and are framed by nobody.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": API_CSP,
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def no_store(view):
+    """Route decorator: the answer carries secrets (tokens, a client secret, unmasked
+    personal data), so no cache may keep it (``Cache-Control: no-store``, RFC 6749 §5.1),
+    whatever the outcome."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        g.no_store = True
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -151,7 +176,14 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers["X-Request-Id"] = g.get("request_id", "")
+        headers = response.headers
+        headers["X-Request-Id"] = g.get("request_id", "")
+        for name, value in SECURITY_HEADERS.items():
+            if name not in headers:  # a response may set its own policy
+                headers[name] = value
+        if g.get("no_store"):
+            headers["Cache-Control"] = "no-store"
+            headers["Pragma"] = "no-cache"
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         method = request.method if request.method in METHODS else "other"  # bounded label values

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 from sqlalchemy import false, or_, select, true
@@ -13,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from gridkit.auth import Principal, current_principal, require_roles
 from gridkit.pagination import paginate
-from gridkit.problems import Conflict, Forbidden, NotFound
+from gridkit.problems import Conflict, Forbidden, Invalid, NotFound
 from gridkit.schemas import Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 
-from . import cases, domain
+from . import cases, domain, workdays
 from .projection import Snapshot, current_snapshot
 from .tables import (
     Case,
@@ -38,6 +39,7 @@ blp = Blueprint("dispatch", __name__, description="Cases: routing, approval, cla
 
 CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, . _ - only")
 TEXT = validate.Length(min=1, max=4000)
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 PHOTO_ID = validate.Regexp(r"^[A-Za-z0-9._-]{1,64}$", error="a photo id from intake")
 
 
@@ -249,6 +251,32 @@ class SettingsOut(SettingsIn):
     updated_at = fields.DateTime(allow_none=True)
 
 
+class CalendarDayIn(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(workdays.KINDS), metadata={
+        "description": "holiday: a day off the national calendar does not give; working_day: a day the "
+                       "county works though the national calendar rests"})
+    name = fields.String(required=True, validate=validate.Length(1, 100), metadata={"description": "e.g. 三月街"})
+
+
+class CalendarDayOut(CalendarDayIn):
+    date = fields.Date(attribute="day")
+    set_by = fields.String()
+    set_at = fields.DateTime()
+
+
+class CalendarQuery(Schema):
+    year = fields.Integer(load_default=None, validate=validate.Range(1900, 2999))
+
+
+class CalendarOut(Schema):
+    timezone = fields.String(metadata={"description": "GRIDGOV_TIMEZONE: working hours are local to it"})
+    working_hours = fields.String(metadata={"description": "on every working day, e.g. 09:00-18:00"})
+    national_years = fields.List(fields.Integer(), metadata={
+        "description": "first and last year the national calendar knows; later years count Monday to "
+                       "Friday plus the county's days"})
+    days = fields.List(fields.Nested(CalendarDayOut), metadata={"description": "the county's own days"})
+
+
 class FiguresQuery(Schema):
     by = fields.String(required=True, validate=validate.OneOf(("grid", "community", "department")))
     since = fields.Date(load_default=None)
@@ -306,7 +334,8 @@ def visible_case(session: Session, snapshot: Snapshot, case: Case, actor: Princi
 
 
 def case_view(session: Session, case: Case, at: datetime, *, detail: bool = False) -> dict:
-    light, used = domain.traffic_light(case.step_started_at, case.step_due_at, at, case.working_hours) \
+    light, used = domain.traffic_light(case.step_started_at, case.step_due_at, at,
+                                       workdays.for_case(session, case)) \
         if case.step_due_at is not None else (None, None)
     view = {column: getattr(case, column) for column in CaseOut._declared_fields if hasattr(Case, column)}
     view |= {"reporter_id": None if case.anonymous else case.reporter_id,
@@ -647,6 +676,69 @@ def put_settings(body, code):
         settings.updated_by, settings.updated_at = current_principal().subject, now()
         session.add(settings)
         return settings_view(code, settings)
+
+
+# --------------------------------------------------------------------------
+# the working calendar: the county's own days on top of the national calendar
+# --------------------------------------------------------------------------
+
+
+def calendar_date(value: str) -> date:
+    try:
+        if ISO_DATE.fullmatch(value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise Invalid({"date": ["not a date: YYYY-MM-DD"]})
+
+
+@contextmanager
+def calendar_command():
+    with runtime().db.transaction() as session:
+        try:
+            yield session, current_principal()
+        except domain.NotPermitted as exc:
+            raise Forbidden(exc.reason) from None
+
+
+def calendar_day_view(row) -> dict:
+    return {"day": row.day, "kind": row.kind, "name": row.name, "set_by": row.set_by, "set_at": row.set_at}
+
+
+@blp.get("/calendar")
+@staff_route
+@blp.arguments(CalendarQuery, location="query", unknown=RAISE)
+@blp.response(200, CalendarOut)
+def get_calendar(args):
+    """What working-hours deadlines count: working days of the national calendar (holidays
+    off, 调休 make-up days on), 09:00–18:00 local time, with the county's own days on top."""
+    with runtime().db.sessions() as session:
+        return {"timezone": runtime().settings.timezone,
+                "working_hours": f"{domain.DAY_START:%H:%M}-{domain.DAY_END:%H:%M}",
+                "national_years": list(workdays.national_years()),
+                "days": [calendar_day_view(row) for row in workdays.days(session, args["year"])]}
+
+
+@blp.put("/calendar/days/<day>")
+@require_roles("county_admin")
+@blp.arguments(CalendarDayIn)
+@blp.response(200, CalendarDayOut)
+def set_calendar_day(body, day):
+    """Add (or change) the county's own day off or working day on this date. Deadlines
+    computed from then on count it; clocks already running keep their due time."""
+    with calendar_command() as (session, actor):
+        return calendar_day_view(workdays.set_day(session, actor, calendar_date(day), body["kind"],
+                                                  body["name"], now()))
+
+
+@blp.delete("/calendar/days/<day>")
+@require_roles("county_admin")
+@blp.response(204)
+def remove_calendar_day(day):
+    """Back to the national calendar on this date."""
+    with calendar_command() as (session, actor):
+        if not workdays.remove_day(session, actor, calendar_date(day)):
+            raise NotFound("county calendar day", day)
 
 
 # --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gridkit.auth import Principal
 
-from . import domain
+from . import domain, workdays
 from .domain import (
     AWAITING_APPROVAL,
     CLAIMED,
@@ -108,14 +108,15 @@ def move(session: Session, case: Case, to: str, *, action: str, by: str | None, 
     case.state = to
 
 
-def start_step(case: Case, step: str | None, now: datetime, hours: float | None = None) -> None:
+def start_step(session: Session, case: Case, step: str | None, now: datetime, hours: float | None = None) -> None:
     """Start the clock of a step (approve, claim, handle); None stops it."""
     case.step, case.step_started_at, case.step_missed, case.warned = step, now, False, False
     if step is None or hours is None:
         case.step_due_at = case.yellow_at = None
         return
-    case.step_due_at = due_after(now, hours, case.working_hours)
-    case.yellow_at = domain.warn_at(now, case.step_due_at, case.working_hours)
+    working = workdays.for_case(session, case)
+    case.step_due_at = due_after(now, hours, working)
+    case.yellow_at = domain.warn_at(now, case.step_due_at, working)
 
 
 def uuid7(now: datetime) -> str:
@@ -206,7 +207,7 @@ def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetim
     elif needs_approval:
         move(session, case, AWAITING_APPROVAL, action="route", by=None, now=now,
              reason=f"community {case.community} approves before offering")
-        start_step(case, "approve", now, claim_hours(case))
+        start_step(session, case, "approve", now, claim_hours(case))
     else:
         offer(session, case, case.rung, now, by=None, reason=(
             f"routed to grid {case.grid_id}" if grid else "no grid of the network covers the place: catch-all queue"))
@@ -233,7 +234,7 @@ def set_offer(session: Session, case: Case, rung: str, people: list[str], now: d
         session.execute(delete(Offer).where(Offer.case_id == case.id))
     session.add_all(Offer(case_id=case.id, user_id=user) for user in people)
     case.rung, case.level = rung, domain.LEVEL_OF_RUNG[rung]
-    start_step(case, "claim", now, claim_hours(case))
+    start_step(session, case, "claim", now, claim_hours(case))
     if case.first_offered_at is None:
         case.first_offered_at, case.first_claim_due = now, case.step_due_at
 
@@ -291,11 +292,12 @@ def claim(session: Session, snapshot: Snapshot, case_id: str, actor: Principal, 
     except Refused:
         CLAIMS.labels("conflict").inc()
         raise
-    handle_due = due_after(now, handle_hours(case), case.working_hours)
+    working = workdays.for_case(session, case)
+    handle_due = due_after(now, handle_hours(case), working)
     won = session.execute(
         update(Case).where(Case.id == case.id, Case.state == OFFERED)
         .values(state=CLAIMED, claimed_by=me, claimed_at=now, step="handle", step_started_at=now,
-                step_due_at=handle_due, yellow_at=domain.warn_at(now, handle_due, case.working_hours),
+                step_due_at=handle_due, yellow_at=domain.warn_at(now, handle_due, working),
                 warned=False, step_missed=False)
         .execution_options(synchronize_session=False)).rowcount
     if not won:
@@ -353,8 +355,9 @@ def decide_extension(session: Session, snapshot: Snapshot, case: Case, actor: Pr
     extension.decided_by, extension.decided_at, extension.comment = actor.subject, now, comment
     if approved:
         base = max(aware(case.step_due_at or now), now)
-        case.step_due_at = due_after(base, extension.hours, case.working_hours)
-        case.yellow_at = domain.warn_at(case.step_started_at, case.step_due_at, case.working_hours)
+        working = workdays.for_case(session, case)
+        case.step_due_at = due_after(base, extension.hours, working)
+        case.yellow_at = domain.warn_at(case.step_started_at, case.step_due_at, working)
         case.step_missed, case.warned = False, False
     record(session, CASE_PROGRESSED, case, now, by=actor.subject,
            kind="extension_approved" if approved else "extension_refused", text=comment,
@@ -369,7 +372,7 @@ def return_case(session: Session, case: Case, actor: Principal, now: datetime, r
     move(session, case, RETURNED, action="return", by=actor.subject, now=now, reason=reason)
     case.claimed_by = None
     session.execute(delete(Offer).where(Offer.case_id == case.id))
-    start_step(case, "approve", now, claim_hours(case))
+    start_step(session, case, "approve", now, claim_hours(case))
     record(session, CASE_PROGRESSED, case, now, by=actor.subject, kind="returned", text=reason, handle_due=None)
 
 
@@ -380,7 +383,7 @@ def resolve(session: Session, case: Case, actor: Principal, now: datetime, resul
     if community_settings(session, case.community).review_required or case.review_required:
         move(session, case, REVIEWING, action="resolve", by=actor.subject, now=now,
              reason="the community reviews before the resident is told")
-        start_step(case, "review", now, None)
+        start_step(session, case, "review", now, None)
         return
     finish(session, case, actor.subject, now)
 
@@ -388,7 +391,7 @@ def resolve(session: Session, case: Case, actor: Principal, now: datetime, resul
 def finish(session: Session, case: Case, by: str, now: datetime) -> None:
     move(session, case, RESOLVED, action="resolve", by=by, now=now, reason=case.result)
     case.resolved_at = now
-    start_step(case, None, now)
+    start_step(session, case, None, now)
     record(session, CASE_RESOLVED, case, now, by=case.claimed_by or by, result=case.result or "")
 
 
@@ -402,7 +405,7 @@ def review(session: Session, snapshot: Snapshot, case: Case, actor: Principal, n
         return
     move(session, case, CLAIMED, action="review", by=actor.subject, now=now,
          reason=comment or "review refused: more work needed")
-    start_step(case, "handle", now, handle_hours(case))
+    start_step(session, case, "handle", now, handle_hours(case))
 
 
 # --------------------------------------------------------------------------
@@ -415,7 +418,7 @@ def whistle(session: Session, snapshot: Snapshot, case: Case, actor: Principal, 
     require(domain.in_scope(actor, place(snapshot, case, session), domain.ADMINS),
             "only the street's or community's admins blow the whistle on its cases")
     domain.check("whistle", case.state)
-    due = due_after(now, report_in_hours, case.working_hours)
+    due = due_after(now, report_in_hours, workdays.for_case(session, case))
     blown = Whistle(id=str(uuid.uuid4()), case_id=case.id, by=actor.subject, at=now, report_in_due=due,
                     reason=reason)
     session.add(blown)
@@ -519,7 +522,7 @@ def close(session: Session, case: Case, outcome: str, now: datetime, *, by: str 
     case.outcome, case.closed_at = outcome, now
     if rating is not None:
         case.rating = rating
-    start_step(case, None, now)
+    start_step(session, case, None, now)
     record(session, CASE_CLOSED, case, now, outcome=outcome, rating=rating)
 
 
@@ -571,7 +574,7 @@ def reopen(session: Session, petition: dict, now: datetime) -> None:
         return
     move(session, case, REOPENED, action="reopen", by=petition["reporter_id"], now=now, reason=petition["reason"])
     case.outcome = case.closed_at = case.resolved_at = None
-    start_step(case, "handle", now, handle_hours(case))
+    start_step(session, case, "handle", now, handle_hours(case))
     record(session, CASE_REOPENED, case, now, reason=petition["reason"])
 
 

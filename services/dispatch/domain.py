@@ -1,18 +1,25 @@
 """Dispatch's rules in plain Python: the case state machine, the ladder,
-deadlines in working hours, traffic lights, who may do what, the 三率.
+deadlines in working hours (the national calendar and the county's own days),
+traffic lights, who may do what, the 三率.
 
 No Flask, no SQLAlchemy: the service layer (cases.py) passes plain values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from statistics import median
 from zoneinfo import ZoneInfo
 
+import chinese_calendar
+
 from gridkit.auth import Principal
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------
 # states and transitions
@@ -104,58 +111,104 @@ def next_level(level: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# deadlines: calendar or working hours (Mon–Fri 09:00–18:00 Asia/Shanghai)
+# deadlines: round the clock, or working hours (09:00–18:00 local time on working days)
 # --------------------------------------------------------------------------
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY_START, DAY_END = time(9), time(18)
 
 
-def _working_windows(start: datetime):
-    """Working windows (local start, local end) from ``start`` on, forever."""
-    local = start.astimezone(SHANGHAI)
-    day = local.date()
-    while True:
-        if day.weekday() < 5:
-            opens = datetime.combine(day, DAY_START, SHANGHAI)
-            closes = datetime.combine(day, DAY_END, SHANGHAI)
-            if closes > local:
-                yield max(opens, local), closes
-        day += timedelta(days=1)
+@lru_cache(maxsize=8192)
+def national_working_day(day: date) -> bool | None:
+    """The mainland's national calendar (chinese_calendar): public holidays are days off,
+    调休 make-up days (often a Saturday or Sunday) are working days. None for a year the
+    installed library does not know yet (it learns each year when the State Council
+    publishes it): such a year counts Monday to Friday, warned once per process."""
+    try:
+        return chinese_calendar.is_workday(day)
+    except NotImplementedError:
+        if day.year not in _UNKNOWN_YEARS:
+            _UNKNOWN_YEARS.add(day.year)
+            log.warning("the national calendar does not know this year yet: Monday to Friday are working "
+                        "days, plus the county's own days; upgrade chinesecalendar",
+                        extra={"year": day.year, "chinesecalendar": chinese_calendar.__version__})
+        return None
 
 
-def due_after(start: datetime, hours: float, working: bool) -> datetime:
-    """The moment ``hours`` of (working) time after ``start`` have passed."""
+_UNKNOWN_YEARS: set[int] = set()
+
+
+class WorkingCalendar:
+    """Working days and hours (09:00–18:00) in local time ``tz``: the national calendar,
+    with the county's own additions on top (an extra day off or an extra working day)."""
+
+    def __init__(self, tz: ZoneInfo = SHANGHAI, *, days_off: Iterable[date] = (),
+                 working_days: Iterable[date] = (),
+                 national: Callable[[date], bool | None] = national_working_day):
+        self.tz = tz
+        self.days_off = frozenset(days_off)
+        self.working_days = frozenset(working_days)
+        self.national = national
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.days_off:
+            return False
+        if day in self.working_days:
+            return True
+        known = self.national(day)
+        return day.weekday() < 5 if known is None else known
+
+    def windows(self, start: datetime):
+        """Working windows (local start, local end) from ``start`` on, forever."""
+        tz = self.tz
+        local = start.astimezone(tz)
+        day = local.date()
+        while True:
+            if self.is_working_day(day):
+                opens = datetime.combine(day, DAY_START, tz)
+                closes = datetime.combine(day, DAY_END, tz)
+                if closes > local:
+                    yield max(opens, local), closes
+            day += timedelta(days=1)
+
+
+NATIONAL = WorkingCalendar()  # no county additions, Asia/Shanghai
+
+
+def due_after(start: datetime, hours: float, working: WorkingCalendar | None) -> datetime:
+    """The moment ``hours`` have passed after ``start``: round the clock (``working`` None),
+    or working hours of the ``working`` calendar."""
     start = aware(start)
-    if not working:
+    if working is None:
         return start + timedelta(hours=hours)
     left = timedelta(hours=hours)
-    for opens, closes in _working_windows(start):
+    for opens, closes in working.windows(start):
         if closes - opens >= left:
             return (opens + left).astimezone(UTC)
         left -= closes - opens
     raise AssertionError("unreachable")
 
 
-def time_between(start: datetime, end: datetime, working: bool) -> timedelta:
+def time_between(start: datetime, end: datetime, working: WorkingCalendar | None) -> timedelta:
     """Elapsed (working) time from ``start`` to ``end`` (zero if end is earlier)."""
     start, end = aware(start), aware(end)
     if end <= start:
         return timedelta(0)
-    if not working:
+    if working is None:
         return end - start
     total = timedelta(0)
-    for opens, closes in _working_windows(start):
+    for opens, closes in working.windows(start):
         if opens >= end:
             return total
         total += min(closes, end) - opens
+    raise AssertionError("unreachable")
 
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 WARN_AT = 0.8  # 80 % of the time gone: yellow light, reminder
 
 
-def traffic_light(started: datetime, due: datetime | None, now: datetime, working: bool,
+def traffic_light(started: datetime, due: datetime | None, now: datetime, working: WorkingCalendar | None,
                   done_at: datetime | None = None) -> tuple[str | None, float | None]:
     """(light, fraction of the step's time used). Green < 80 %, yellow 80–100 %, red overdue."""
     if due is None:
@@ -168,7 +221,7 @@ def traffic_light(started: datetime, due: datetime | None, now: datetime, workin
     return (YELLOW if used >= WARN_AT else GREEN), round(used, 3)
 
 
-def warn_at(started: datetime, due: datetime, working: bool) -> datetime:
+def warn_at(started: datetime, due: datetime, working: WorkingCalendar | None) -> datetime:
     """When 80 % of the step's time is gone (the reminder is due)."""
     return due_after(started, time_between(started, due, working).total_seconds() / 3600 * WARN_AT, working)
 

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def setup(runtime: Runtime) -> None:
+    # Every door (HTTP, events, the sweep) has a session: it carries the local time zone
+    # that working hours count in (workdays.calendar).
+    runtime.db.sessions.configure(info={"timezone": runtime.settings.tz})
     runtime.extras["rating_days"] = int(os.environ.get("GRIDGOV_DISPATCH_RATING_DAYS", cases.DEFAULT_RATING_DAYS))
     runtime.extras["sweep_seconds"] = float(os.environ.get("GRIDGOV_DISPATCH_SWEEP_SECONDS", "5"))
 

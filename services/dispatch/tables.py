@@ -66,8 +66,9 @@ class KnownDivision(Base):
 
 
 class ProjectionRevision(Base):
-    """One row, bumped with every grid or division change: each process's locate
-    index rebuilds lazily when it moves (as grids' registry_revision)."""
+    """Revisions that each process's in-memory copies follow, rebuilt lazily when one moves:
+    row 1, bumped with every grid or division change, for the locate index (as grids'
+    registry_revision); row 2, bumped with every county calendar day, for the working calendar."""
 
     __tablename__ = "projection_revision"
     id = Column(Integer, primary_key=True)
@@ -105,6 +106,18 @@ class CommunitySettings(Base):
     review_required = Column(Boolean, nullable=False, default=False)
     updated_by = Column(String(64))
     updated_at = Column(When)
+
+
+class CalendarDay(Base):
+    """The county's own additions to the national calendar (county admins keep them): an
+    extra day off (a local holiday) or an extra working day, each with its name."""
+
+    __tablename__ = "calendar_days"
+    day = Column(Date, primary_key=True)
+    kind = Column(String(16), nullable=False)  # holiday | working_day
+    name = Column(String(100), nullable=False)
+    set_by = Column(String(64), nullable=False)
+    set_at = Column(When, nullable=False)
 
 
 # --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from gridkit.auth import (
 from gridkit.problems import Forbidden, Invalid, NotFound
 from gridkit.schemas import Schema
 from gridkit.service import runtime
-from gridkit.web import Blueprint, Page
+from gridkit.web import Blueprint, Page, no_store
 
 from . import accounts, codes, domain
 from .events import CODE_PURPOSES, LANGUAGES
@@ -315,6 +315,7 @@ def _decode_cursor(cursor: str) -> str:
 
 
 @blp.get("/users/<user_id>")
+@no_store
 @blp.response(200, UserOut)
 def get_user(user_id):
     """One account, masked (admins, or the person themselves)."""
@@ -324,6 +325,7 @@ def get_user(user_id):
 
 
 @blp.get("/me")
+@no_store
 @authenticated
 @blp.response(200, UserOut)
 def me():
@@ -334,6 +336,7 @@ def me():
 
 
 @blp.get("/users/<user_id>/contact")
+@no_store
 @require_roles(*domain.CONTACT_READERS)
 @blp.arguments(ContactQuery, location="query")
 @blp.response(200, ContactOut)
@@ -379,6 +382,7 @@ def change_own_password(body):
 
 
 @blp.post("/service-accounts")
+@no_store
 @require_roles("sysadmin")
 @blp.arguments(ServiceAccountIn)
 @blp.response(201, ServiceAccountOut)
@@ -490,6 +494,7 @@ def remove_grant(user_id, grant_id):
 # --- tokens and keys -----------------------------------------------------------------------
 
 @blp.post("/tokens")
+@no_store
 @blp.arguments(TokenIn)
 @blp.response(200, TokenOut)
 def issue_token(body):

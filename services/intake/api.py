@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from gridkit.auth import Principal, authenticated, current_principal, require_roles
 from gridkit.crypto import DataKey
 from gridkit.db import insert_at_commit
+from gridkit.i18n import request_language
 from gridkit.idempotency import IDEMPOTENCY_PARAMETER
 from gridkit.pagination import decode_cursor, encode_cursor
 from gridkit.problems import Conflict, Forbidden, Invalid, NotFound, Problem
@@ -607,7 +608,8 @@ def timeline(petition_id):
     """Every step in plain words (zh-CN, or English with ``Accept-Language: en``). A merged
     petition's timeline continues with the kept petition's steps."""
     principal = current_principal()
-    lang = domain.language(request.headers.get("Accept-Language"))
+    lang = request_language()
+    tz = runtime().settings.tz
     with runtime().db.sessions() as session:
         petition = readable(session, petition_id, principal)
         ids = [petition.id] + ([petition.merged_into] if petition.merged_into else [])
@@ -620,7 +622,7 @@ def timeline(petition_id):
                                                   principal) or domain.PROGRESS_ONLY
         return {"petition_id": petition.id, "status": petition.status, "language": lang, "steps": [
             {"at": aware(s.at), "kind": s.kind, "petition_id": s.petition_id,
-             "text": domain.step_text(s.kind, json.loads(s.params), lang, seen[s.petition_id])} for s in steps]}, \
+             "text": domain.step_text(s.kind, json.loads(s.params), lang, seen[s.petition_id], tz=tz)} for s in steps]}, \
             200, {"Content-Language": lang}
 
 

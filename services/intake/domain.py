@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from gridkit.auth import Principal
 from gridkit.crypto import mask_name, mask_phone
+from gridkit.i18n import local_time
 
 # --- people -------------------------------------------------------------------------------
 
@@ -222,16 +224,17 @@ PLAIN = {
 }
 
 
-def step_text(kind: str, params: dict, lang: str, seen: Sight) -> str:
+def step_text(kind: str, params: dict, lang: str, seen: Sight, *, tz: ZoneInfo | None = None) -> str:
     """One timeline step as this reader may read it: in full (reporter, staff), or as a
     standard progress line without staff's or the reporter's own words (followers)."""
+    tz = tz or DEFAULT_TIMEZONE
     if seen.words:
-        return describe(kind, params, lang, own=seen.relation == "reporter")
+        return describe(kind, params, lang, own=seen.relation == "reporter", tz=tz)
     key = f"progressed:{params.get('step') if params.get('step') in PROGRESS else 'note'}" \
         if kind == "progressed" else kind
     if key in PLAIN:
         return PLAIN[key][lang == "en"]
-    return describe(kind, {k: v for k, v in params.items() if k not in FREE_TEXT}, lang, own=False)
+    return describe(kind, {k: v for k, v in params.items() if k not in FREE_TEXT}, lang, own=False, tz=tz)
 
 
 # --- places ---------------------------------------------------------------------------------
@@ -295,7 +298,7 @@ def sniff_image(head: bytes) -> str | None:
 
 # --- the timeline ---------------------------------------------------------------------------
 
-LANGUAGES = ("zh-CN", "en")
+DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
 LEVEL_NAMES = {"grid": ("网格", "grid"), "community": ("社区", "community"),
                "street": ("街道", "street"), "county": ("县级部门", "county")}
 PROGRESS = {
@@ -338,21 +341,13 @@ CHANNEL_NAMES = {"app": ("小程序", "app"), "hotline": ("热线", "hotline"), 
                  "window": ("服务窗口", "service window"), "patrol": ("网格巡查", "patrol")}
 
 
-def language(accept: str | None) -> str:
-    """zh-CN unless the client prefers English."""
-    for part in (accept or "").split(","):
-        tag = part.split(";")[0].strip().lower()
-        if tag.startswith("en"):
-            return "en"
-        if tag.startswith("zh"):
-            return "zh-CN"
-    return "zh-CN"
-
-
-def describe(kind: str, params: dict, lang: str, *, own: bool = True) -> str:
-    """One timeline step in plain words. Params hold ids and staff words, never staff phones."""
+def describe(kind: str, params: dict, lang: str, *, own: bool = True, tz: ZoneInfo = DEFAULT_TIMEZONE) -> str:
+    """One timeline step in plain words. Params hold ids and staff words, never staff phones;
+    times (a new due time) read in local time ``tz``, as the language writes them."""
     en = lang == "en"
     p = dict(params)
+    if p.get("due"):
+        p["due"] = local_time(p["due"], lang, tz)
     if "channel" in p:
         p["channel"] = CHANNEL_NAMES.get(p["channel"], (p["channel"],) * 2)[en]
     if "level" in p:

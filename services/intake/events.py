@@ -38,7 +38,8 @@ class PetitionSubmitted(Schema):
         "description": "Category's handling deadline in minutes (urgent categories); "
         "when present it wins over handle_hours"})
     working_hours = fields.Boolean(required=True, metadata={
-        "description": "Deadlines count working hours (Mon–Fri 9–18) rather than calendar hours"})
+        "description": "Deadlines count working hours (09:00–18:00 local time on working days: the national "
+        "calendar with its holidays and make-up days, plus the county's own days) rather than calendar hours"})
     closed_on_spot = fields.Boolean(required=True, metadata={
         "description": "A patrol note (随手记) the grid worker already handled on the spot"})
     photos = fields.Integer(required=True)

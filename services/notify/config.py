@@ -6,7 +6,9 @@
     GRIDGOV_NOTIFY_MAX_ATTEMPTS    attempts before a delivery is dead (notify.delivery.failed)
     GRIDGOV_NOTIFY_RETRY_SECONDS   first backoff; doubles per attempt, capped at 1 h
     GRIDGOV_NOTIFY_STREAM_SECONDS  lifetime of one SSE response (the client reconnects)
-    GRIDGOV_NOTIFY_HEARTBEAT_SECONDS, GRIDGOV_NOTIFY_POLL_SECONDS, GRIDGOV_TIMEZONE
+    GRIDGOV_NOTIFY_HEARTBEAT_SECONDS, GRIDGOV_NOTIFY_POLL_SECONDS
+
+Times in notices are written in the kit's ``GRIDGOV_TIMEZONE`` (``Settings.tz``).
 """
 
 from __future__ import annotations
@@ -60,5 +62,5 @@ class NotifyConfig:
             stream_seconds=float(get("GRIDGOV_NOTIFY_STREAM_SECONDS", "30")),
             heartbeat_seconds=float(get("GRIDGOV_NOTIFY_HEARTBEAT_SECONDS", "10")),
             poll_seconds=float(get("GRIDGOV_NOTIFY_POLL_SECONDS", "0.3")),
-            timezone=ZoneInfo(get("GRIDGOV_TIMEZONE", "Asia/Shanghai")),
+            timezone=settings.tz,
         )

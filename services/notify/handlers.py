@@ -1,9 +1,10 @@
 """What notify listens to.
 
-``notify.cases``: every event a rule in :mod:`notify.rules` names (plus the
-claim, which also feeds the case-handler projection). ``notify.people``:
-identity's role grants, to know each department's officers. ``notify.codes``:
-identity's one-time codes, texted at once (see :func:`text_code`).
+``notify.cases``: every event a rule in :mod:`notify.rules` names (the
+opening and the claim also feed the case projection: each petition's case and
+its handler). ``notify.people``: identity's role grants, to know each
+department's officers. ``notify.codes``: identity's one-time codes, texted at
+once (see :func:`text_code`).
 
 A handler writes, in the inbox transaction, one notice per recipient and
 one pending delivery per outside channel; the delivery loop sends them.
@@ -20,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from contracts.identity import CODE_ISSUED, CODE_PURPOSE, RECIPIENT_PURPOSE
-from dispatch.events import CASE_CLAIMED
+from dispatch.events import CASE_CLAIMED, CASE_OPENED
 from gridkit.consumer import Event, Subscriptions
 from gridkit.crypto import mask_phone
 from identity.events import ROLE_GRANTED, ROLE_REVOKED
@@ -61,6 +62,21 @@ class LocalDirectory(rules.Directory):
         return self.session.scalar(select(CaseHandler.handler_id).where(CaseHandler.petition_id == petition_id)
                                    .limit(1))
 
+    def case_of_petition(self, petition_id: str) -> str | None:
+        return self.session.scalar(select(CaseHandler.case_id).where(CaseHandler.petition_id == petition_id)
+                                   .limit(1))
+
+
+def with_cases(data: dict, directory: rules.Directory) -> dict:
+    """Intake's events name petitions only: add their cases, so that every notice names
+    its case the same way (templates.render)."""
+    if data.get("case_id") or not data.get("petition_id"):
+        return data
+    known = {"case_id": directory.case_of_petition(data["petition_id"])}
+    if data.get("into_petition_id"):
+        known["into_case_id"] = directory.case_of_petition(data["into_petition_id"])
+    return data | {key: value for key, value in known.items() if value}
+
 
 def preferences_of(row: Preference | None) -> rules.Preferences:
     if row is None:
@@ -96,12 +112,13 @@ def people_settings(session: Session, people: set[str]) -> tuple[dict, dict]:
 
 
 def notify(session: Session, event: Event) -> None:
-    addressed = rules.address(event.type, event.data, LocalDirectory(session))
+    directory = LocalDirectory(session)
+    addressed = rules.address(event.type, event.data, directory)
     if not addressed:
         return
     config = session.info["notify_config"]  # put on every session by service.setup
     prefs, contacts = people_settings(session, {a.recipient_id for a in addressed})
-    data = event.data
+    data = with_cases(event.data, directory)
     notices, outside = [], []
     for item in addressed:
         preferences = preferences_of(prefs.get(item.recipient_id))
@@ -124,14 +141,16 @@ def notify(session: Session, event: Event) -> None:
 
 
 def on_case_event(session: Session, event: Event) -> None:
-    if event.type == CASE_CLAIMED.type:
-        remember_handler(session, event.data)
+    if event.type in (CASE_OPENED.type, CASE_CLAIMED.type):
+        remember_case(session, event.data, handler=event.data["by"] if event.type == CASE_CLAIMED.type else None)
     notify(session, event)
 
 
-def remember_handler(session: Session, data: dict) -> None:
+def remember_case(session: Session, data: dict, *, handler: str | None) -> None:
     row = session.get(CaseHandler, data["case_id"]) or CaseHandler(case_id=data["case_id"])
-    row.petition_id, row.handler_id = data["petition_id"], data["by"]
+    row.petition_id = data["petition_id"]
+    if handler:
+        row.handler_id = handler
     session.add(row)
 
 

@@ -38,6 +38,8 @@ class Directory(Protocol):
 
     def handler_of_petition(self, petition_id: str) -> str | None: ...
 
+    def case_of_petition(self, petition_id: str) -> str | None: ...
+
 
 Audience = Callable[[dict, Directory], Iterable[str | None]]
 

@@ -108,12 +108,13 @@ class DepartmentOfficer(Base):
 
 
 class CaseHandler(Base):
-    """Projection of dispatch.case.claimed: who handles a case (told of ratings and rework)."""
+    """Projection of dispatch.case.opened and claimed: each petition's case (notices name
+    it) and who handles it, once claimed (told of ratings and rework)."""
 
     __tablename__ = "case_handlers"
     case_id = Column(String(64), primary_key=True)
     petition_id = Column(String(64), nullable=False, index=True)
-    handler_id = Column(UserId, nullable=False)
+    handler_id = Column(UserId)
 
 
 class CodeText(Base):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gridkit.i18n import local_time
+
 from .rules import KINDS
 
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
@@ -23,7 +25,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Case escalated to {level} {ref}", "Case {ref} climbed from {from_level} to {level} ({reason}); claim it before {claim_due}."),
     },
     "case_opened": {
-        "zh-CN": ("诉求已受理 {ref}", "您的诉求已受理，工单号 {ref}，我们将尽快安排处理。"),
+        "zh-CN": ("诉求已受理 {ref}", "您的诉求已受理（工单 {ref}），我们将尽快安排处理。"),
         "en": ("Petition received {ref}", "Your petition was received as case {ref}; it will be handled soon."),
     },
     "case_claimed": {
@@ -47,12 +49,12 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Case closed {ref}", "Case {ref} is closed ({outcome}). Thank you."),
     },
     "petition_merged": {
-        "zh-CN": ("诉求已合并 {ref}", "您的诉求与相同问题合并办理（诉求 {into_ref}），办理进展将同步通知您。"),
-        "en": ("Petition merged {ref}", "Your petition is handled together with petition {into_ref}; you will hear of its progress."),
+        "zh-CN": ("诉求已合并 {ref}", "您的诉求（工单 {ref}）与相同问题合并办理（工单 {into_ref}），办理进展将同步通知您。"),
+        "en": ("Petition merged {ref}", "Your case {ref} is handled together with case {into_ref}; you will hear of its progress."),
     },
     "petition_rated": {
-        "zh-CN": ("居民已评价 {ref}", "诉求 {ref} 的居民评价：{rating} 星。"),
-        "en": ("Resident rated {ref}", "The resident rated petition {ref}: {rating} of 5."),
+        "zh-CN": ("居民已评价 {ref}", "居民对工单 {ref} 的评价：{rating} 星。"),
+        "en": ("Resident rated {ref}", "The resident rated case {ref}: {rating} of 5."),
     },
     "rework_requested": {
         "zh-CN": ("不满意重办 {ref}", "居民对工单 {ref} 不满意，申请重办：{reason}"),
@@ -97,31 +99,33 @@ DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 def reference(identifier: str | None) -> str:
-    """A short, readable case/petition number: the last 8 hex digits of its id.
+    """A short, readable case number: the last 8 hex digits of its id.
     (The first block of a time-ordered UUIDv7 is a timestamp, shared by every
     case opened within the same minute; the tail is random.)"""
     return (identifier or "").replace("-", "")[-8:].upper()
 
 
 def render(kind: str, language: str, data: dict, *, tz: ZoneInfo = DEFAULT_TIMEZONE) -> tuple[str, str]:
-    """(title, body) of a notice of ``kind`` in ``language`` from the event's data."""
+    """(title, body) of a notice of ``kind`` in ``language`` from the event's data.
+
+    Every notice names its case the same way: ``reference(case_id)``. Intake's events
+    carry only petition ids; notify adds ``case_id`` / ``into_case_id`` from its
+    projection (handlers.py), and falls back to the petition's id while it knows none."""
     language = language if language in LABELS else "zh-CN"
     labels = LABELS[language]
     fields = {key: value for key, value in data.items() if isinstance(value, str | int | float)}
     for key in WHEN:
         if isinstance(data.get(key), datetime):
-            fields[key] = data[key].astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            fields[key] = local_time(data[key], language, tz)
     for key in LABELLED:
         if key in fields:
             fields[key] = labels.get(fields[key], fields[key])
     fields["ref"] = reference(data.get("case_id") or data.get("petition_id"))
-    fields["into_ref"] = reference(data.get("into_petition_id"))
+    fields["into_ref"] = reference(data.get("into_case_id") or data.get("into_petition_id"))
     fields["departments"] = "、".join(data.get("departments", [])) if language == "zh-CN" \
         else ", ".join(data.get("departments", []))
     if kind == "case_progressed" and not data.get("text"):
         fields["text"] = labels.get(data.get("kind", ""), "").format_map(fields)
-    if kind == "petition_rated":
-        fields["ref"] = reference(data.get("petition_id"))
     title, body = TEMPLATES[kind][language]
     return title.format_map(fields)[:200], body.format_map(fields)
 

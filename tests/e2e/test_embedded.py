@@ -41,6 +41,9 @@ def test_the_embedded_platform_starts_with_a_demo_county_and_answers(tmp_path):
         token = requests.post(identity + "/tokens", json={
             "grant_type": "password", "phone": "13800000001", "password": "gridgov-demo"}, timeout=10)
         assert token.status_code == 200, token.text
+        assert token.headers["Cache-Control"] == "no-store"
+        assert "Server" not in token.headers, token.headers  # werkzeug's banner names its version
+        assert token.headers["X-Content-Type-Options"] == "nosniff"
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         grids_page = requests.get(grids + "/grids", params={"network": "security", "level": 1, "limit": 1},
                                   headers=headers, timeout=10).json()

@@ -102,3 +102,17 @@ def test_metrics_are_counted_across_gunicorn_workers(platform):
     text = requests.get(url + "/metrics", timeout=5).text
     match = re.search(r'gridgov_http_requests_total\{method="GET",route="/healthz",service="grids",status="200"\} (\S+)', text)
     assert match and float(match.group(1)) >= 40
+
+
+def test_gunicorn_answers_name_no_server_and_carry_the_security_headers(platform):
+    refused = requests.post(platform.url("identity", "/tokens"), timeout=10,
+                            json={"grant_type": "password", "username": "nobody", "password": "not the one"})
+    assert refused.status_code == 401 and refused.headers["Cache-Control"] == "no-store"
+    for service in ("identity", "grids", "intake", "dispatch", "notify"):
+        for response in (requests.get(platform.url(service, "/healthz"), timeout=10),
+                         requests.get(platform.url(service, "/nowhere"), timeout=10), refused):
+            headers = response.headers
+            assert "Server" not in headers and "X-Powered-By" not in headers, (service, dict(headers))
+            assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+            assert headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+            assert headers["Referrer-Policy"] == "no-referrer"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from intake.testing import GRID_ID, feed_case
+from intake.testing import CASE_EVENTS, GRID_ID, case_data, feed, feed_case
 
 from .conftest import outbox_events, submit
 
@@ -46,6 +46,21 @@ def test_the_timeline_speaks_english_on_request(intake, client, people):
     assert [s["text"] for s in answer.json["steps"]] == [
         "Petition submitted (app); awaiting assignment", "Assigned to grid 龙溪社区1号网格",
         "A worker has claimed it and is on it"]
+
+
+def test_the_timeline_honours_q_values_and_writes_a_new_due_time_in_local_time(intake, client, people):
+    _, headers = people.resident()
+    petition = submit(client, headers)
+    due = datetime(2026, 12, 8, 13, 3, 0, 698590, tzinfo=UTC)
+    feed(intake, CASE_EVENTS["progressed"],
+         case_data("progressed", petition) | {"kind": "extension_approved", "text": "", "handle_due": due})
+    url = f"/petitions/{petition['id']}/timeline"
+    english = client.get(url, headers=headers | {"Accept-Language": "zh;q=0.1, en;q=0.9"})
+    assert english.json["language"] == "en" and english.headers["Content-Language"] == "en"
+    assert english.json["steps"][-1]["text"] == "More time approved; now due 8 Dec 2026, 21:03"
+    chinese = client.get(url, headers=headers | {"Accept-Language": "en;q=0.2, zh-CN"})
+    assert chinese.json["steps"][-1]["text"] == "延期已批准，新的办理期限 2026年12月8日 21:03"
+    assert datetime.fromisoformat(chinese.json["steps"][-1]["at"]).utcoffset() is not None  # machine field: ISO
 
 
 def test_status_follows_dispatch_and_never_goes_back_on_a_late_event(intake, client, people):

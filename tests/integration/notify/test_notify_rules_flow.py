@@ -17,6 +17,7 @@ from dispatch.events import (
 )
 from identity.events import ROLE_GRANTED, ROLE_REVOKED
 from intake.events import PETITION_MERGED, PETITION_RATED
+from notify.rules import KINDS
 from notify.templates import reference
 from notify.testing import case_data, feed, notice_count, notices_of, soon
 
@@ -123,3 +124,44 @@ def test_a_redelivered_event_writes_no_second_notice(notify_runtime):
     feed(notify_runtime, CASE_ASSIGNED, data, envelope=envelope)
     feed(notify_runtime, CASE_ASSIGNED, data, envelope=envelope)
     assert len(notices_of(notify_runtime, worker)) == 1 and notice_count(notify_runtime) == 1
+
+
+def test_every_notice_about_a_case_names_it_the_same_way(notify_runtime):
+    """Each notice kind, reached through the handlers: the title ends with the case's number,
+    the body names it, and the notice points at the case, whichever service's event it came from."""
+    case, kept = case_data(), case_data()
+    worker, officer, supervisor = uid(), uid(), uid()
+    opened = {"category": "water_leak", "catch_all": False, "needs_approval": False, "approvers": []}
+    feed(notify_runtime, ROLE_GRANTED, {"grant_id": 501, "user_id": officer, "role": "dept_officer",
+                                        "scope": "department:police", "by": None})
+    feed(notify_runtime, CASE_OPENED, kept | opened)
+    feed(notify_runtime, CASE_OPENED, case | opened)
+    feed(notify_runtime, CASE_ASSIGNED, case | {"offered_to": [worker], "claim_due": soon(), "by": None})
+    feed(notify_runtime, CASE_ESCALATED, case | {"from_level": "grid", "level": "community",
+                                                 "reason": "claim_deadline", "division_code": "DL-01-01",
+                                                 "offered_to": [supervisor], "claim_due": soon()})
+    feed(notify_runtime, CASE_CLAIMED, case | {"by": worker, "claim_seconds": 3.0, "handle_due": soon(600)})
+    feed(notify_runtime, CASE_PROGRESSED, case | {"by": worker, "kind": "note", "text": "已联系物业",
+                                                  "handle_due": None})
+    feed(notify_runtime, CASE_WHISTLED, case | {"whistle_id": "w1", "departments": ["police"],
+                                                "report_in_due": soon(120), "by": supervisor})
+    deadline = {"step": "handle", "due": soon(-5), "department": None, "notify": [worker, supervisor]}
+    feed(notify_runtime, DEADLINE_APPROACHING, case | deadline)
+    feed(notify_runtime, DEADLINE_MISSED, case | deadline)
+    feed(notify_runtime, CASE_RESOLVED, case | {"by": worker, "result": "已修复"})
+    feed(notify_runtime, PETITION_RATED, {"petition_id": case["petition_id"], "reporter_id": case["reporter_id"],
+                                          "rating": 2, "at": soon(0)})
+    feed(notify_runtime, CASE_REOPENED, case | {"reason": "仍然漏水"})
+    feed(notify_runtime, CASE_CLOSED, case | {"outcome": "merged", "rating": None})
+    feed(notify_runtime, PETITION_MERGED, {"petition_id": case["petition_id"], "into_petition_id": kept["petition_id"],
+                                           "reporter_id": case["reporter_id"], "by": supervisor, "at": soon(0)})
+    notices = [n for person in (case["reporter_id"], worker, officer, supervisor)
+               for n in notices_of(notify_runtime, person)]
+    assert {n.kind for n in notices} == set(KINDS)
+    ref = reference(case["case_id"])
+    for notice in notices:
+        assert notice.title.endswith(f" {ref}"), (notice.kind, notice.title)
+        assert f"工单 {ref}" in notice.body, (notice.kind, notice.body)
+        assert notice.case_id == case["case_id"], notice.kind
+    [merged] = [n for n in notices if n.kind == "petition_merged"]
+    assert f"工单 {reference(kept['case_id'])}" in merged.body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -138,9 +139,16 @@ def test_timeline_steps_read_in_chinese_or_english_and_tolerate_missing_details(
     assert domain.describe("escalated", {"level": "street"}, "zh-CN") == "已上报至街道处理"
     assert domain.describe("progressed", {"step": "returned"}, "en") == "Returned for re-assignment: "
     assert domain.describe("rated", {"rating": 2}, "zh-CN", own=False) == "居民评价：2 星"
-    assert domain.language("en-US,en;q=0.9") == "en"
-    assert domain.language("zh-CN,zh;q=0.9,en;q=0.5") == "zh-CN"
-    assert domain.language(None) == "zh-CN"
+
+
+def test_a_new_due_time_reads_in_local_time_to_the_minute_as_each_language_writes_it():
+    due = "2026-12-08 13:03:00.698590+00:00"  # as the step's params keep it
+    assert domain.describe("progressed", {"step": "extension_approved", "due": due}, "zh-CN") \
+        == "延期已批准，新的办理期限 2026年12月8日 21:03"
+    assert domain.describe("progressed", {"step": "extension_approved", "due": due}, "en") \
+        == "More time approved; now due 8 Dec 2026, 21:03"
+    assert domain.describe("progressed", {"step": "extension_approved", "due": due}, "en",
+                           tz=ZoneInfo("Europe/London")) == "More time approved; now due 8 Dec 2026, 13:03"
 
 
 def test_the_photo_store_is_content_addressed_and_atomic(tmp_path):

@@ -215,3 +215,24 @@ def test_every_api_schema_is_a_gridkit_schema():
     # The services' API schemas take the compiled path; a plain marshmallow one would not.
     plain = [f"{s.__module__}.{s.__name__}" for s in SCHEMAS if not issubclass(s, schemas.Schema)]
     assert plain == []
+
+
+def test_times_are_written_with_their_offset_and_a_naive_one_is_utc():
+    from datetime import UTC, datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    class When(Schema):
+        at = fields.DateTime()
+        seen = fields.List(fields.DateTime())
+
+    class Outer(Schema):
+        when = fields.Nested(When)
+        items = fields.List(fields.Nested(When))
+
+    naive, beijing = datetime(2026, 12, 8, 13, 3), datetime(2026, 12, 8, 21, 3, tzinfo=timezone(timedelta(hours=8)))
+    plain = {"when": {"at": naive, "seen": [naive, beijing]}}
+    expected = {"at": "2026-12-08T13:03:00+00:00", "seen": ["2026-12-08T13:03:00+00:00", "2026-12-08T21:03:00+08:00"]}
+    assert Outer().dump(plain) == {"when": expected}  # the compiled path
+    objects = SimpleNamespace(when=SimpleNamespace(at=naive, seen=[naive, beijing]),
+                              items=[SimpleNamespace(at=naive.replace(tzinfo=UTC), seen=[])])
+    assert Outer().dump(objects) == {"when": expected, "items": [{"at": "2026-12-08T13:03:00+00:00", "seen": []}]}

@@ -1,6 +1,7 @@
 """The rules, templates and helpers of notify, without servers."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,6 +12,7 @@ from notify import rules, templates
 from notify.api import mask_email
 from notify.config import NotifyConfig
 from notify.deliveries import backoff
+from notify.handlers import with_cases
 
 AT = datetime(2025, 3, 1, 1, 30, tzinfo=UTC)
 
@@ -24,6 +26,9 @@ class Directory(rules.Directory):
 
     def handler_of_petition(self, petition_id):
         return "worker-1"
+
+    def case_of_petition(self, petition_id):
+        return {"9a8b7c6d-1111": "5f0c1a2b-0000", "abcd-1": "77aa88bb-2222"}.get(petition_id)
 
 
 def case(**extra):
@@ -88,11 +93,29 @@ def test_every_kind_renders_in_both_languages(kind, language):
     assert title and body and "{" not in title + body and "None" not in body
 
 
-def test_times_are_shown_in_china_time_and_labels_in_the_users_language():
+def test_times_are_shown_in_local_time_to_the_minute_and_labels_in_the_users_language():
     _, zh = templates.render("deadline_missed", "zh-CN", SAMPLE)
     _, en = templates.render("deadline_missed", "en", SAMPLE)
-    assert "2025-03-01 09:30" in zh and "办理" in zh and "handling" in en
+    assert "2025年3月1日 09:30" in zh and "办理" in zh
+    assert "1 Mar 2025, 09:30" in en and "handling" in en
+    _, urumqi = templates.render("deadline_missed", "en", SAMPLE, tz=ZoneInfo("Asia/Urumqi"))
+    assert "1 Mar 2025, 07:30" in urumqi
     assert templates.reference(SAMPLE["case_id"]) in en
+
+
+INTAKE_EVENTS = {"petition_rated": {"petition_id": "9a8b7c6d-1111", "reporter_id": "resident-1", "rating": 2,
+                                    "at": AT},
+                 "petition_merged": {"petition_id": "9a8b7c6d-1111", "into_petition_id": "abcd-1",
+                                     "reporter_id": "resident-1", "by": "admin-1", "at": AT}}
+
+
+@pytest.mark.parametrize("kind", rules.KINDS)
+def test_every_notice_about_a_case_names_it_the_same_way(kind):
+    data = with_cases(INTAKE_EVENTS.get(kind, SAMPLE), Directory())  # intake's events name petitions only
+    ref = templates.reference("5f0c1a2b-0000")
+    for language, named in (("zh-CN", f"工单 {ref}"), ("en", f"case {ref}")):
+        title, body = templates.render(kind, language, data)
+        assert title.endswith(f" {ref}") and named in body.replace("Case", "case"), (title, body)
 
 
 def test_contacts_are_masked_and_sealed_per_purpose():

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from flask import Response
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
@@ -11,7 +12,7 @@ from gridkit.events import Catalogue
 from gridkit.outbox import Inbox, Outbox
 from gridkit.problems import Conflict
 from gridkit.service import ServiceSpec
-from gridkit.web import Blueprint
+from gridkit.web import Blueprint, no_store
 
 Base = declarative_base()
 catalogue = Catalogue("sample")
@@ -50,6 +51,21 @@ class Boom(MethodView):
     @blp.response(200, NoteOut)
     def get(self):
         raise RuntimeError("database password is hunter2")
+
+
+@blp.route("/page")
+class Page(MethodView):
+    def get(self):
+        return Response("<p>reference</p>", content_type="text/html",
+                        headers={"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"})
+
+
+@blp.route("/key")
+class Key(MethodView):
+    @no_store
+    @blp.response(200, NoteOut)
+    def get(self):
+        return {"id": 3, "title": "secret key", "priority": 1}
 
 
 spec = ServiceSpec(

@@ -130,3 +130,24 @@ def test_behind_a_trusted_proxy_the_client_address_is_the_forwarded_one(tmp_path
     app.add_url_rule("/whoami", "whoami", lambda: {"ip": request.remote_addr})
     answer = app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.9"})
     assert answer.json["ip"] == "203.0.113.9"
+
+
+def test_every_answer_carries_the_security_headers(client):
+    for response in (client.post("/notes", json={"title": "a"}), client.post("/notes", json={"colour": 1}),
+                     client.get("/nowhere"), client.get("/notes/boom"), client.get("/metrics")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert "Cache-Control" not in response.headers  # only answers with secrets say no-store
+        assert "X-Powered-By" not in response.headers
+
+
+def test_a_page_may_set_its_own_content_security_policy(client):
+    page = client.get("/notes/page")
+    assert page.headers["Content-Security-Policy"] == "default-src 'self'; frame-ancestors 'none'"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_answer_with_a_secret_is_never_stored(client):
+    assert client.get("/notes/key").headers["Cache-Control"] == "no-store"
