@@ -1,7 +1,7 @@
 """What notify listens to.
 
-``notify.cases``: every event a rule in :mod:`notify.rules` names (plus the
-claim, which also feeds the case-handler projection). ``notify.people``:
+``notify.cases``: every event a rule in :mod:`notify.rules` names (the claim,
+a reassignment and a hand-back also keep the case-handler projection). ``notify.people``:
 identity's role grants, to know each department's officers.
 
 A handler writes, in the inbox transaction, one notice per recipient and
@@ -15,7 +15,7 @@ import json
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dispatch.events import CASE_CLAIMED
+from dispatch.events import CASE_CLAIMED, CASE_HANDED_BACK, CASE_REASSIGNED
 from gridkit.consumer import Event, Subscriptions
 from identity.events import ROLE_GRANTED, ROLE_REVOKED
 
@@ -109,6 +109,10 @@ def notify(session: Session, event: Event) -> None:
 def on_case_event(session: Session, event: Event) -> None:
     if event.type == CASE_CLAIMED.type:
         remember_handler(session, event.data)
+    elif event.type == CASE_REASSIGNED.type:
+        remember_handler(session, event.data | {"by": event.data["to_handler"]})
+    elif event.type == CASE_HANDED_BACK.type and event.data["handler"] is not None:
+        session.execute(delete(CaseHandler).where(CaseHandler.case_id == event.data["case_id"]))
     notify(session, event)
 
 
