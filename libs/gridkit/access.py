@@ -119,8 +119,10 @@ def subscribe(subscriptions, metadata: MetaData) -> None:
     """The kit's own queue in every service, ``<service>.accounts``."""
     from contracts.identity import USER_DISABLED
 
-    if any(USER_DISABLED.type in sub.handlers for sub in subscriptions.queues.values()):
-        return  # already subscribed (a spec built twice over the same subscriptions)
+    queue = subscriptions.queues.get(f"{subscriptions.consumer}.accounts")
+    if queue is not None and USER_DISABLED.type in queue.handlers:
+        return  # already subscribed (a spec built twice over the same subscriptions); a service's
+        # own handlers of the event on its other queues (grids' staffing, dispatch's cases) do not count
 
     @subscriptions.on(USER_DISABLED, purpose="accounts")
     def refuse_older_tokens(session, event) -> None:

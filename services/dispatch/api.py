@@ -144,6 +144,11 @@ class CaseOut(Schema):
     closed_at = fields.DateTime(allow_none=True)
     outcome = fields.String(allow_none=True)
     rating = fields.Integer(allow_none=True)
+    supervised_at = fields.DateTime(allow_none=True, metadata={
+        "description": "督办: when a supervisor last flagged the case for supervision (null: never)"})
+    supervised_by = fields.String(allow_none=True)
+    unattended_since = fields.DateTime(allow_none=True, metadata={
+        "description": "Since when nobody can take it (nobody to offer it to or to approve it): alerted"})
 
 
 class CaseDetail(CaseOut):
@@ -172,6 +177,8 @@ class CaseQuery(Page):
     level = fields.String(validate=validate.OneOf(domain.LEVELS))
     overdue = fields.Boolean()
     light = fields.String(validate=validate.OneOf((domain.GREEN, domain.YELLOW, domain.RED)))
+    supervised = fields.Boolean(metadata={"description": "flagged for supervision (督办) at least once, or never"})
+    unattended = fields.Boolean(metadata={"description": "nobody can take it (alerted), or somebody can"})
 
 
 class ApproveIn(Schema):
@@ -201,6 +208,18 @@ class DecisionIn(Schema):
 
 
 class ReasonIn(Schema):
+    reason = fields.String(required=True, validate=TEXT)
+
+
+class ReassignIn(Schema):
+    to = fields.String(required=True, validate=validate.Length(1, 64),
+                       metadata={"description": "User id of a grid worker or grid head on a grid you supervise"})
+    reason = fields.String(required=True, validate=TEXT)
+
+
+class SuperviseIn(Schema):
+    hours = fields.Integer(required=True, validate=validate.Range(1, 720),
+                           metadata={"description": "The deadline: the current step is due this many hours from now"})
     reason = fields.String(required=True, validate=TEXT)
 
 
@@ -296,6 +315,7 @@ class FigureRow(Schema):
     satisfaction_rate = fields.Float(allow_none=True)
     median_claim_seconds = fields.Float(allow_none=True)
     overdue = fields.Integer()
+    supervised = fields.Integer(metadata={"description": "cases flagged for supervision (督办)"})
     mean_score = fields.Float(allow_none=True, metadata={"description": "by=department: 赋分 mean"})
 
 
@@ -326,6 +346,8 @@ def command(case_id: str | None = None):
             raise Forbidden(exc.reason) from None
         except domain.Refused as exc:
             raise Conflict(exc.reason, state=exc.state or (case.state if case is not None else None)) from None
+        except domain.Invalid as exc:
+            raise Invalid({exc.field: [exc.reason]}) from None
 
 
 def visible_case(session: Session, snapshot: Snapshot, case: Case, actor: Principal) -> None:
@@ -435,6 +457,9 @@ def list_cases(args):
         if args.get("overdue") is not None:
             overdue = running & (Case.step_due_at <= at)
             query = query.where(overdue if args["overdue"] else ~overdue)
+        for name, column in (("supervised", Case.supervised_at), ("unattended", Case.unattended_since)):
+            if args.get(name) is not None:
+                query = query.where(column.is_not(None) if args[name] else column.is_(None))
         light = args.get("light")
         if light == domain.RED:
             query = query.where(running, Case.step_due_at <= at)
@@ -558,6 +583,34 @@ def review(body, case_id):
     at = now()
     with command(case_id) as (session, snapshot, case, actor):
         cases.review(session, snapshot, case, actor, at, body["approved"], body["comment"])
+        return answer(session, case, at)
+
+
+@blp.post("/cases/<case_id>/reassign")
+@require_roles(*domain.SUPERVISORS)
+@blp.arguments(ReassignIn)
+@blp.response(200, CaseDetail)
+def reassign(body, case_id):
+    """Move a claimed, returned or unclaimed case to another worker, with a reason: the grid
+    head of its grid or above, or an admin of its area, to a grid worker or grid head on a grid
+    they supervise. The old and the new handler hear of it."""
+    at = now()
+    with command(case_id) as (session, snapshot, case, actor):
+        cases.reassign(session, snapshot, case, actor, at, body["to"], body["reason"])
+        return answer(session, case, at)
+
+
+@blp.post("/cases/<case_id>/supervise")
+@require_roles(*domain.SUPERVISORS)
+@blp.arguments(SuperviseIn)
+@blp.response(200, CaseDetail)
+def supervise(body, case_id):
+    """督办: flag the case for supervision. It climbs one rung of the ladder (grid → community
+    → street → county), its current step is due in ``hours``, and its handler (or those who
+    must act) hears of it; missing that deadline climbs it again."""
+    at = now()
+    with command(case_id) as (session, snapshot, case, actor):
+        cases.supervise(session, snapshot, case, actor, at, body["hours"], body["reason"])
         return answer(session, case, at)
 
 
@@ -785,7 +838,7 @@ def figures(args):
             for key in group:
                 facts.append(domain.CaseFacts(key, case.first_offered_at is not None, in_time, claim_seconds,
                                               case.resolved_at is not None or case.outcome in ("rated", "rating_timeout", "on_spot"),
-                                              case.rating, overdue))
+                                              case.rating, overdue, supervised=case.supervised_at is not None))
         out = domain.figures(facts)
         for row in out:
             marks = scores.get(row["key"])

@@ -37,23 +37,29 @@ from .events import (
     CASE_CLAIMED,
     CASE_CLOSED,
     CASE_ESCALATED,
+    CASE_HANDED_BACK,
     CASE_OPENED,
     CASE_PROGRESSED,
+    CASE_REASSIGNED,
     CASE_REOPENED,
     CASE_REPORTED_IN,
     CASE_RESOLVED,
+    CASE_UNATTENDED,
     CASE_WHISTLED,
     DEADLINE_APPROACHING,
     DEADLINE_MISSED,
 )
-from .projection import Snapshot, people_on_rung
+from .projection import Snapshot, enabled, granted, people_on_rung
 from .tables import (
+    AccountStatus,
     Case,
     CommunitySettings,
     Consultation,
     Extension,
+    GridStaff,
     Note,
     Offer,
+    StaffGrant,
     Summons,
     Transition,
     Whistle,
@@ -67,6 +73,11 @@ CLAIMS = Counter("gridgov_dispatch_claims_total", "Claim attempts by outcome", [
 ESCALATIONS = Counter("gridgov_dispatch_escalations_total", "Cases that climbed the ladder",
                       ["reason", "level"])
 DEADLINES_MISSED = Counter("gridgov_dispatch_deadlines_missed_total", "Deadlines missed by step", ["step"])
+UNATTENDED = Counter("gridgov_dispatch_unattended_total",
+                     "Cases left with nobody to offer them to or to approve them (an alert each)",
+                     ["queue", "reason"])
+HANDED_BACK = Counter("gridgov_dispatch_handed_back_total",
+                      "Cases given back because the people who had them left", ["reason"])
 
 DEFAULT_RATING_DAYS = 7
 
@@ -208,6 +219,8 @@ def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetim
         move(session, case, AWAITING_APPROVAL, action="route", by=None, now=now,
              reason=f"community {case.community} approves before offering")
         start_step(session, case, "approve", now, claim_hours(case))
+        if not approvers:
+            alert_unattended(session, case, now, "no_approver")
     else:
         offer(session, case, case.rung, now, by=None, reason=(
             f"routed to grid {case.grid_id}" if grid else "no grid of the network covers the place: catch-all queue"))
@@ -234,6 +247,8 @@ def set_offer(session: Session, case: Case, rung: str, people: list[str], now: d
         session.execute(delete(Offer).where(Offer.case_id == case.id))
     session.add_all(Offer(case_id=case.id, user_id=user) for user in people)
     case.rung, case.level = rung, domain.LEVEL_OF_RUNG[rung]
+    if people:
+        case.unattended_since = None
     start_step(session, case, "claim", now, claim_hours(case))
     if case.first_offered_at is None:
         case.first_offered_at, case.first_claim_due = now, case.step_due_at
@@ -246,6 +261,8 @@ def offer(session: Session, case: Case, start: str, now: datetime, *, by: str | 
     move(session, case, OFFERED, action="offer", by=by, now=now,
          reason=f"{reason + ': ' if reason else ''}offered to the {rung.replace('_', ' ')}s ({len(people)})")
     record(session, CASE_ASSIGNED, case, now, offered_to=people, claim_due=case.step_due_at, by=by)
+    if not people:
+        alert_unattended(session, case, now, "nobody_to_offer")
 
 
 # --------------------------------------------------------------------------
@@ -374,6 +391,8 @@ def return_case(session: Session, case: Case, actor: Principal, now: datetime, r
     session.execute(delete(Offer).where(Offer.case_id == case.id))
     start_step(session, case, "approve", now, claim_hours(case))
     record(session, CASE_PROGRESSED, case, now, by=actor.subject, kind="returned", text=reason, handle_due=None)
+    if not dispatchers(session, case):
+        alert_unattended(session, case, now, "no_approver")
 
 
 def resolve(session: Session, case: Case, actor: Principal, now: datetime, result: str) -> None:
@@ -620,6 +639,10 @@ def sweep(session: Session, now: datetime, *, rating_days: int = DEFAULT_RATING_
     for case in due(select(Case).where(Case.state == RESOLVED, Case.resolved_at <= cutoff)):
         close(session, case, "rating_timeout", now, by=None, reason=f"no rating within {rating_days} days")
         done["rating_timeout"] += 1
+
+    # Someone who left still holds or is offered a case: what identity.user.disabled could not
+    # catch (a claim racing the disable, rework or a refused review coming back to them).
+    done |= release(session, disabled_people(), now, sweeping=True)
     return done
 
 
@@ -637,9 +660,7 @@ def missed_deadline(session: Session, case: Case, now: datetime, done: dict[str,
     DEADLINES_MISSED.labels(step or "none").inc()
     done["missed"] += 1
     if case.state == OFFERED and case.rung != "county_admin":
-        from_level, next_rung = case.level, domain.RUNGS[domain.RUNGS.index(case.rung) + 1]
-        rung, people = first_rung_with_people(session, case, next_rung)
-        set_offer(session, case, rung, people, now)
+        from_level, rung, people = climb_offer(session, case, now)
         session.add(Transition(case_id=case.id, at=now, by=None, action="escalate", from_state=OFFERED,
                                to_state=OFFERED, level=case.level,
                                reason=f"unclaimed past the claim deadline: offered to the {rung.replace('_', ' ')}s"))
@@ -648,11 +669,11 @@ def missed_deadline(session: Session, case: Case, now: datetime, done: dict[str,
                division_code=division_at(case, case.level), offered_to=people, claim_due=case.step_due_at)
         ESCALATIONS.labels("claim_deadline", case.level).inc()
         done["escalated"] += 1
+        if not people:
+            alert_unattended(session, case, now, "nobody_to_offer")
         return
     if case.state in (CLAIMED, REOPENED) and step == "handle":
-        from_level = case.level
-        case.level = domain.next_level(case.level)
-        supervisors = supervisors_at(session, case, case.level)
+        from_level, supervisors = climb_level(session, case)
         session.add(Transition(case_id=case.id, at=now, by=None, action="escalate", from_state=case.state,
                                to_state=case.state, level=case.level,
                                reason=f"handling deadline missed: supervised at {case.level} level"))
@@ -671,14 +692,292 @@ def missed_deadline(session: Session, case: Case, now: datetime, done: dict[str,
            due=due_at, department=None, notify=notify)
 
 
+def climb_offer(session: Session, case: Case, now: datetime, *, by_level: bool = False) -> tuple[str, str, list[str]]:
+    """An unclaimed case up the ladder, offered from the next rung (claim deadline) or the
+    first rung of the next level (督办) with people on it, with a fresh claim clock; at the
+    top it stays where it is. Answers (the level it left, the rung, the people offered)."""
+    from_level = case.level
+    if case.rung == "county_admin":
+        return from_level, case.rung, offered_to(session, case)
+    start = RUNG_OF_LEVEL[domain.next_level(case.level)] if by_level \
+        else domain.RUNGS[domain.RUNGS.index(case.rung) + 1]
+    rung, people = first_rung_with_people(session, case, start)
+    set_offer(session, case, rung, people, now)
+    return from_level, rung, people
+
+
+def climb_level(session: Session, case: Case) -> tuple[str, list[str]]:
+    """A case someone holds goes one level up (handling deadline, 督办): answers the level it
+    left and the supervisors at the new one."""
+    from_level = case.level
+    case.level = domain.next_level(case.level)
+    return from_level, supervisors_at(session, case, case.level)
+
+
+RUNG_OF_LEVEL = {"grid": "grid_head", "community": "community_admin", "street": "street_admin",
+                 "county": "county_admin"}
+
+
 def division_at(case: Case, level: str) -> str | None:
     return {"community": case.community, "street": case.street, "county": case.county}.get(level)
 
 
 def supervisors_at(session: Session, case: Case, level: str) -> list[str]:
-    rung = {"grid": "grid_head", "community": "community_admin", "street": "street_admin",
-            "county": "county_admin"}[level]
-    return people_on_rung(session, rung, case.grid_id, divisions(case))
+    return people_on_rung(session, RUNG_OF_LEVEL[level], case.grid_id, divisions(case))
+
+
+
+# --------------------------------------------------------------------------
+# stuck cases: offboarding, reassignment, 督办, nobody to take it
+# --------------------------------------------------------------------------
+
+
+def disabled_people():
+    """The accounts identity disabled (a subquery)."""
+    return select(AccountStatus.user_id).where(AccountStatus.disabled.is_(True))
+
+
+def is_disabled(session: Session, user_id: str) -> bool:
+    return bool(session.scalar(select(AccountStatus.disabled).where(AccountStatus.user_id == user_id)))
+
+
+def note_account(session: Session, user_id: str, *, disabled: bool, at: datetime) -> bool:
+    """Keep an account's latest status (identity.user.disabled / enabled). False when a later
+    change is already known (events of two moments arrived out of order)."""
+    row = session.get(AccountStatus, user_id, with_for_update=True)
+    if row is not None and aware(row.changed_at) > aware(at):
+        log.warning("ignoring an older account change", extra={"user_id": user_id})
+        return False
+    if row is None:
+        row = AccountStatus(user_id=user_id)
+        session.add(row)
+    row.disabled, row.changed_at = disabled, at
+    session.flush()  # the rung lookups below must already leave them out
+    session.info.pop("grid_staff", None)
+    return True
+
+
+def offboard(session: Session, user_id: str, at: datetime, now: datetime) -> dict[str, int]:
+    """Someone left (identity.user.disabled): they stand on no rung any more, their offers are
+    withdrawn and every case they held goes back to its grid head. Whatever order this, the
+    role revocations and the end of their staffing arrive in, the outcome is the same; again
+    (a replay) it changes nothing."""
+    if not note_account(session, user_id, disabled=True, at=at):
+        return {}
+    done = release(session, [user_id], now)
+    was_dispatcher = session.execute(select(StaffGrant.grant_id).where(
+        StaffGrant.user_id == user_id, StaffGrant.role.in_(("community_admin", "county_admin")))).first()
+    if was_dispatcher:  # cases waiting for an approval they might have been the only one to give
+        for case in session.execute(select(Case).where(
+                Case.state.in_((AWAITING_APPROVAL, RETURNED)), Case.unattended_since.is_(None))
+                .order_by(Case.id).with_for_update()).scalars():
+            if not dispatchers(session, case):
+                alert_unattended(session, case, now, "no_approver")
+    return done
+
+
+def account_enabled(session: Session, user_id: str, at: datetime, now: datetime) -> None:
+    """identity.user.enabled: they may stand on rungs again, by new grants and staffing."""
+    if note_account(session, user_id, disabled=False, at=at):
+        attend_unattended(session, now)
+
+
+def release(session: Session, people, now: datetime, *, sweeping: bool = False) -> dict[str, int]:
+    """Give back what ``people`` (ids, or a subquery of them) hold or are offered. The sweep
+    takes rows with SKIP LOCKED, a batch at a time; the event handler waits for them."""
+    def take(query):
+        query = query.order_by(Case.id)
+        if sweeping:
+            return session.execute(query.with_for_update(skip_locked=True).limit(BATCH)).scalars().all()
+        return session.execute(query.with_for_update()).scalars().all()
+
+    held = take(select(Case).where(Case.state.in_(domain.HANDLING), Case.claimed_by.in_(people)))
+    for case in held:
+        hand_back(session, case, now)
+    offered = take(select(Case).where(Case.state == OFFERED, Case.id.in_(
+        select(Offer.case_id).where(Offer.user_id.in_(people)))))
+    for case in offered:
+        withdraw_offers(session, case, now)
+    return {"handed_back": len(held), "offers_withdrawn": len(offered)}
+
+
+def hand_back(session: Session, case: Case, now: datetime) -> None:
+    """The handler left: the case is offered to its grid head (the next rung up when the head
+    is gone too; the county admins for the catch-all) to claim or reassign, with a fresh
+    claim clock. Their pending extension request goes with them."""
+    handler = case.claimed_by
+    rung, people = first_rung_with_people(session, case, "grid_head" if case.grid_id else "county_admin")
+    session.execute(delete(Offer).where(Offer.case_id == case.id))
+    for extension in session.execute(select(Extension).where(Extension.case_id == case.id,
+                                                             Extension.decision == "pending")).scalars():
+        extension.decision, extension.decided_at, extension.comment = "withdrawn", now, "the handler left"
+    case.claimed_by = None
+    set_offer(session, case, rung, people, now)
+    move(session, case, OFFERED, action="hand_back", by=None, now=now,
+         reason=f"the handler left (account disabled): offered to the {rung.replace('_', ' ')}s "
+                f"({len(people)}) to claim or reassign")
+    record(session, CASE_HANDED_BACK, case, now, handler=handler, reason="handler_left", offered_to=people,
+           claim_due=case.step_due_at)
+    HANDED_BACK.labels("handler_left").inc()
+    if not people:
+        alert_unattended(session, case, now, "nobody_to_offer")
+
+
+def withdraw_offers(session: Session, case: Case, now: datetime) -> None:
+    """Offers to people who left are withdrawn. When nobody is left to claim the case it does
+    not wait silently: it goes to the people now on its rung, else up the ladder (the grid head
+    after the workers)."""
+    gone = session.execute(select(Offer.user_id).where(Offer.case_id == case.id,
+                                                       Offer.user_id.in_(disabled_people()))).scalars().all()
+    session.execute(delete(Offer).where(Offer.case_id == case.id, Offer.user_id.in_(gone)))
+    if offered_to(session, case):
+        session.add(Transition(case_id=case.id, at=now, by=None, action="withdraw_offers", from_state=OFFERED,
+                               to_state=OFFERED, level=case.level,
+                               reason=f"offers to {len(gone)} people who left withdrawn"))
+        return
+    rung, people = first_rung_with_people(session, case, case.rung if case.grid_id else "county_admin")
+    set_offer(session, case, rung, people, now)
+    move(session, case, OFFERED, action="hand_back", by=None, now=now,
+         reason=f"everyone it was offered to left: offered to the {rung.replace('_', ' ')}s ({len(people)})")
+    record(session, CASE_HANDED_BACK, case, now, handler=None, reason="offers_withdrawn", offered_to=people,
+           claim_due=case.step_due_at)
+    HANDED_BACK.labels("offers_withdrawn").inc()
+    if not people:
+        alert_unattended(session, case, now, "nobody_to_offer")
+
+
+def alert_unattended(session: Session, case: Case, now: datetime, reason: str) -> None:
+    """Nobody can take the case: instead of a silent wait, a metric operators alert on and a
+    critical notice to the county admins (to the sysadmins when there is no county admin,
+    which is usually why). Attended to as soon as someone is staffed or granted."""
+    case.unattended_since = case.unattended_since or now
+    admins = people_on_rung(session, "county_admin", None, {})
+    notify = admins or granted(session, "sysadmin", "county")
+    what = "nobody to offer it to" if reason == "nobody_to_offer" else "nobody to approve it"
+    session.add(Transition(case_id=case.id, at=now, by=None, action="alert", from_state=case.state,
+                           to_state=case.state, level=case.level,
+                           reason=f"{what}: alerted the {'county admins' if admins else 'sysadmins'} ({len(notify)})"))
+    record(session, CASE_UNATTENDED, case, now, reason=reason, catch_all=bool(case.catch_all), notify=notify)
+    UNATTENDED.labels("catch_all" if case.catch_all else "grid", reason).inc()
+    log.warning("case unattended", extra={"case_id": case.id, "reason": reason})
+
+
+def attend_unattended(session: Session, now: datetime) -> int:
+    """Someone was staffed, granted or enabled: cases nobody could take are offered now (or,
+    waiting for an approval, no longer flagged once someone can give it)."""
+    waiting = session.execute(select(Case).where(Case.unattended_since.is_not(None)).order_by(Case.id)
+                              .with_for_update(skip_locked=True).limit(BATCH)).scalars().all()
+    offered = 0
+    for case in waiting:
+        if case.state in (AWAITING_APPROVAL, RETURNED):
+            if dispatchers(session, case):
+                case.unattended_since = None
+            continue
+        if case.state != OFFERED or offered_to(session, case):
+            case.unattended_since = None
+            continue
+        rung, people = first_rung_with_people(session, case, "grid_worker" if case.grid_id else "county_admin")
+        if people:
+            set_offer(session, case, rung, people, now)
+            move(session, case, OFFERED, action="offer", by=None, now=now,
+                 reason=f"someone to take it at last: offered to the {rung.replace('_', ' ')}s ({len(people)})")
+            record(session, CASE_ASSIGNED, case, now, offered_to=people, claim_due=case.step_due_at, by=None)
+            offered += 1
+    return offered
+
+
+# --- supervisors: reassign and 督办 -------------------------------------------
+
+
+def grid_place(snapshot: Snapshot, grid_id: int) -> domain.Place:
+    """A grid as scope checks see it: it and its ancestors, and the divisions it lies in."""
+    chain = snapshot.chain(grid_id)
+    start = next((snapshot.division_by_code.get(info.division_code) for info in
+                  (snapshot.grids.get(g) for g in chain) if info and info.division_code), None)
+    codes: list[str] = []
+    while start is not None and start.code not in codes:
+        codes.append(start.code)
+        start = snapshot.divisions.get(start.parent_id) if start.parent_id is not None else None
+    return domain.Place(chain, tuple(codes))
+
+
+def supervises(session: Session, actor: Principal, chain: tuple[int, ...], where: domain.Place) -> bool:
+    """The grid head of the grid or above (grant or staffing), or an admin of its area."""
+    return domain.in_scope(actor, where, domain.SUPERVISORS) or any(
+        actor.subject in people_on_rung(session, "grid_head", grid_id, {}) for grid_id in chain)
+
+
+def may_supervise(session: Session, snapshot: Snapshot, case: Case, actor: Principal) -> bool:
+    return supervises(session, actor, snapshot.chain(case.grid_id), place(snapshot, case, session))
+
+
+def staffed_grids(session: Session, user_id: str) -> list[int]:
+    """Grids the person works on now as a grid worker or grid head (not disabled)."""
+    return sorted(set(session.execute(select(GridStaff.grid_id).where(
+        GridStaff.user_id == user_id, GridStaff.active.is_(True),
+        GridStaff.role.in_(("grid_worker", "grid_head")), enabled(GridStaff.user_id))).scalars()))
+
+
+def reassign(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+             to: str, reason: str) -> None:
+    """A supervisor moves the case to another worker in their scope: a held case keeps its
+    handling clock (reassigning buys no time; extensions do), an unclaimed one starts it."""
+    require(may_supervise(session, snapshot, case, actor),
+            "only the case's supervisors (its grid head or above, the admins of its area) reassign it")
+    domain.check("reassign", case.state)
+    if to == case.claimed_by:
+        raise Refused("that worker already handles this case", case.state)
+    grids = staffed_grids(session, to)
+    if not grids:
+        raise domain.Invalid("to", "the account is disabled" if is_disabled(session, to)
+                             else "not a grid worker or grid head on any current grid")
+    require(any(supervises(session, actor, snapshot.chain(g), grid_place(snapshot, g)) for g in grids),
+            "the new handler works on no grid you supervise")
+    handler = case.claimed_by
+    handling = case.state in domain.HANDLING
+    if not handling:
+        start_step(session, case, "handle", now, handle_hours(case))
+        case.claimed_at = now
+    for extension in session.execute(select(Extension).where(Extension.case_id == case.id,
+                                                             Extension.decision == "pending")).scalars():
+        extension.decision, extension.decided_by, extension.decided_at = "withdrawn", actor.subject, now
+        extension.comment = "the case was reassigned"
+    move(session, case, case.state if handling else CLAIMED, action="reassign", by=actor.subject, now=now,
+         reason=reason)
+    case.claimed_by, case.unattended_since = to, None
+    record(session, CASE_REASSIGNED, case, now, by=actor.subject, from_handler=handler, to_handler=to,
+           reason=reason, handle_due=case.step_due_at)
+
+
+def supervise(session: Session, snapshot: Snapshot, case: Case, actor: Principal, now: datetime,
+              hours: int, reason: str) -> None:
+    """督办: a supervisor flags the case. It climbs one rung of the ladder as a missed deadline
+    would (an unclaimed case is offered one rung up; a held one goes one level up), its step
+    gets the supervisor's deadline, and whoever must act hears of it. Missing that deadline
+    climbs it again, through the sweep."""
+    require(may_supervise(session, snapshot, case, actor) and not is_handler(actor, case),
+            "only a supervisor of the case other than its handler flags it for supervision")
+    domain.check("supervise", case.state)
+    if case.state == OFFERED:
+        from_level, _, offered = climb_offer(session, case, now, by_level=True)
+        start_step(session, case, "claim", now, hours)
+        notify: list[str] = []
+    else:
+        from_level, supervisors = climb_level(session, case)
+        handling = case.state in domain.HANDLING
+        start_step(session, case, "handle" if handling else "approve", now, hours)
+        acting = [case.claimed_by] if handling and case.claimed_by else dispatchers(session, case)
+        notify, offered = sorted({*acting, *supervisors}), []
+    case.supervised_at, case.supervised_by = now, actor.subject
+    session.add(Transition(case_id=case.id, at=now, by=actor.subject, action="supervise", from_state=case.state,
+                           to_state=case.state, level=case.level,
+                           reason=f"flagged for supervision at {case.level} level: {reason}"))
+    record(session, CASE_ESCALATED, case, now, from_level=from_level, reason="manual",
+           division_code=division_at(case, case.level), offered_to=offered, claim_due=case.step_due_at,
+           by=actor.subject, text=reason, due=case.step_due_at, notify=notify)
+    ESCALATIONS.labels("manual", case.level).inc()
+    if case.state == OFFERED and not offered:
+        alert_unattended(session, case, now, "nobody_to_offer")
 
 
 __all__ = ["sweep", "open_case", "claim", "approve", "CLOSED", "REVIEWING", "Refused", "NotPermitted"]

@@ -61,6 +61,10 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "department_handling": OPEN,
     "consult": OPEN,
     "score": (RESOLVED, CLOSED),
+    # a supervisor moves the case to a worker: held, given back, or still waiting for a claim
+    "reassign": (OFFERED, RETURNED) + HANDLING,
+    # 督办: anything still waiting on someone (not the community's review, not the resident's rating)
+    "supervise": (AWAITING_APPROVAL, OFFERED, RETURNED) + HANDLING,
 }
 
 WHY_NOT = {
@@ -68,6 +72,8 @@ WHY_NOT = {
     "withdraw": "a petition can be withdrawn only while nobody has claimed it; the case is {state}",
     "score": "departments are scored after the case is resolved or closed; it is {state}",
     "reopen": "only a resolved or rated case can be reworked; the case is {state}",
+    "reassign": "only a case that is claimed, offered or returned can be reassigned; this one is {state}",
+    "supervise": "only a case still waiting on someone can be flagged for supervision; this one is {state}",
 }
 
 
@@ -78,6 +84,15 @@ class Refused(Exception):
         super().__init__(reason)
         self.reason = reason
         self.state = state
+
+
+class Invalid(Exception):
+    """A value in the request names something that cannot be used here (HTTP 422)."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
 
 
 class NotPermitted(Exception):
@@ -239,6 +254,9 @@ STAFF = ("grid_worker", "grid_head", "community_admin", "street_admin", "county_
 DIVISION_ADMINS = ("community_admin", "street_admin")
 ADMINS = (*DIVISION_ADMINS, "county_admin")
 DISPATCHERS = ("community_admin", "county_admin")  # approve, and choose where a case goes
+# Who moves stuck cases (reassign, 督办): the grid head of the case's grid or above, and the
+# admins of its area.
+SUPERVISORS = ("grid_head", *ADMINS)
 
 
 @dataclass(frozen=True)
@@ -310,6 +328,7 @@ class CaseFacts:
     resolved: bool
     rating: int | None
     overdue: bool
+    supervised: bool = False
 
 
 def figures(facts: Iterable[CaseFacts]) -> list[dict]:
@@ -337,5 +356,6 @@ def figures(facts: Iterable[CaseFacts]) -> list[dict]:
             "satisfaction_rate": rate(satisfied, len(rated)),
             "median_claim_seconds": median(claim_times) if claim_times else None,
             "overdue": sum(c.overdue for c in cases),
+            "supervised": sum(c.supervised for c in cases),
         })
     return out

@@ -61,10 +61,42 @@ class CaseProgressed(CaseEvent):
 
 class CaseEscalated(CaseEvent):
     from_level = fields.String(required=True, validate=validate.OneOf(LEVELS))
-    reason = fields.String(required=True, validate=validate.OneOf(("claim_deadline", "handle_deadline", "manual")))
+    reason = fields.String(required=True, validate=validate.OneOf(("claim_deadline", "handle_deadline", "manual")),
+                           metadata={"description": "manual: a supervisor flagged it for supervision (督办)"})
     division_code = fields.String(allow_none=True)
     offered_to = fields.List(fields.String(), required=True)
     claim_due = fields.DateTime(required=True)
+    # 督办 (reason manual) only:
+    by = fields.String(allow_none=True, metadata={"description": "The supervisor who flagged it (manual)"})
+    text = fields.String(allow_none=True, metadata={"description": "The supervisor's reason, for staff (manual)"})
+    due = fields.DateTime(allow_none=True, metadata={"description": "The deadline the supervisor set (manual)"})
+    notify = fields.List(fields.String(), metadata={
+        "description": "Whom a supervision concerns besides those offered: the handler (or the dispatchers "
+                       "of an unclaimed case) and the supervisors at the new level (manual)"})
+
+
+class CaseHandedBack(CaseEvent):
+    handler = fields.String(allow_none=True, metadata={
+        "description": "The handler who left (null: the case was only offered, to people who all left)"})
+    reason = fields.String(required=True, validate=validate.OneOf(("handler_left", "offers_withdrawn")))
+    offered_to = fields.List(fields.String(), required=True, metadata={
+        "description": "Who now has it to claim or reassign: the grid head, or the next rung up"})
+    claim_due = fields.DateTime(required=True)
+
+
+class CaseReassigned(CaseEvent):
+    by = fields.String(required=True, metadata={"description": "The supervisor who moved it"})
+    from_handler = fields.String(allow_none=True, metadata={"description": "Null when nobody held it"})
+    to_handler = fields.String(required=True)
+    reason = fields.String(required=True, metadata={"description": "The supervisor's words, for staff"})
+    handle_due = fields.DateTime(required=True)
+
+
+class CaseUnattended(CaseEvent):
+    reason = fields.String(required=True, validate=validate.OneOf(("nobody_to_offer", "no_approver")))
+    catch_all = fields.Boolean(required=True)
+    notify = fields.List(fields.String(), required=True, metadata={
+        "description": "Who is alerted: the county admins, or the sysadmins when there is none"})
 
 
 class CaseWhistled(CaseEvent):
@@ -113,7 +145,19 @@ CASE_CLAIMED = catalogue.declare("dispatch.case.claimed", version=1, schema=Case
 CASE_PROGRESSED = catalogue.declare("dispatch.case.progressed", version=1, schema=CaseProgressed,
                                     description="Handling steps: notes, photos, extension requests and decisions, returns.")
 CASE_ESCALATED = catalogue.declare("dispatch.case.escalated", version=1, schema=CaseEscalated,
-                                   description="The case climbed the ladder grid → community → street → county.")
+                                   description="The case climbed the ladder grid → community → street → county: "
+                                   "a missed deadline, or a supervisor flagged it (督办, reason manual).")
+CASE_HANDED_BACK = catalogue.declare(
+    "dispatch.case.handed_back", version=1, schema=CaseHandedBack,
+    description="The people who had the case left (account disabled): it is offered to its grid head "
+    "(or the next rung up) to claim or reassign.")
+CASE_REASSIGNED = catalogue.declare(
+    "dispatch.case.reassigned", version=1, schema=CaseReassigned,
+    description="A supervisor moved the case to another worker, with a reason.")
+CASE_UNATTENDED = catalogue.declare(
+    "dispatch.case.unattended", version=1, schema=CaseUnattended,
+    description="Nobody can take the case (nobody to offer it to, nobody to approve it): an alert "
+    "instead of a silent wait; it is offered as soon as someone is staffed or granted.")
 CASE_WHISTLED = catalogue.declare("dispatch.case.whistled", version=1, schema=CaseWhistled,
                                   description="A street/community admin blew the whistle (吹哨) for departments.")
 CASE_REPORTED_IN = catalogue.declare("dispatch.case.reported_in", version=1, schema=CaseReportedIn,

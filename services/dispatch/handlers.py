@@ -3,7 +3,8 @@
 * ``dispatch.petitions``: intake's petitions become cases and follow the resident.
 * ``dispatch.grids``: grids, divisions and staffing, kept as a local projection.
 * ``dispatch.roles``: identity's role grants (who approves, who is up the ladder,
-  which officers a department has).
+  which officers a department has), and accounts disabled and enabled again (someone
+  left: their offers and cases go back to a grid head).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from grids.events import (
     STAFF_ASSIGNED,
     STAFF_UNASSIGNED,
 )
-from identity.events import ROLE_GRANTED, ROLE_REVOKED
+from identity.events import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_ENABLED
 from intake.events import (
     PETITION_MERGED,
     PETITION_RATED,
@@ -131,6 +132,8 @@ def staff_assigned(session: Session, event: Event) -> None:
     staff.active = data.get("until") is None
     session.add(staff)
     session.info.pop("grid_staff", None)
+    if staff.active:
+        cases.attend_unattended(session, now())
 
 
 @subscriptions.on(STAFF_UNASSIGNED, purpose="grids")
@@ -154,6 +157,7 @@ def role_granted(session: Session, event: Event) -> None:
     grant = session.get(StaffGrant, data["grant_id"]) or StaffGrant(grant_id=data["grant_id"])
     grant.user_id, grant.role, grant.scope, grant.revoked = data["user_id"], data["role"], data["scope"], False
     session.add(grant)
+    cases.attend_unattended(session, now())
 
 
 @subscriptions.on(ROLE_REVOKED, purpose="roles")
@@ -163,3 +167,18 @@ def role_revoked(session: Session, event: Event) -> None:
         grant_id=data["grant_id"], user_id=data["user_id"], role=data["role"], scope=data["scope"])
     grant.revoked = True
     session.add(grant)
+
+
+# --------------------------------------------------------------------------
+# accounts: someone left, or came back
+# --------------------------------------------------------------------------
+
+
+@subscriptions.on(USER_DISABLED, purpose="roles")
+def account_disabled(session: Session, event: Event) -> None:
+    cases.offboard(session, event.data["user_id"], event.data["at"], now())
+
+
+@subscriptions.on(USER_ENABLED, purpose="roles")
+def account_enabled(session: Session, event: Event) -> None:
+    cases.account_enabled(session, event.data["user_id"], event.data["at"], now())

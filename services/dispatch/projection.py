@@ -15,12 +15,19 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from grids.geometry import LocateIndex, parse_boundary
 
-from .tables import GridStaff, KnownDivision, KnownGrid, ProjectionRevision, StaffGrant
+from .tables import (
+    AccountStatus,
+    GridStaff,
+    KnownDivision,
+    KnownGrid,
+    ProjectionRevision,
+    StaffGrant,
+)
 
 DIVISION_DEPTH = {"county": 0, "street": 1, "community": 2}
 
@@ -174,6 +181,12 @@ def current_snapshot(session: Session) -> Snapshot:
 # --------------------------------------------------------------------------
 
 
+def enabled(user_id_column):
+    """Not disabled in identity: whatever the staffing and grant projections still say (their
+    events may come later than identity.user.disabled), a disabled account is on no rung."""
+    return ~exists().where(AccountStatus.user_id == user_id_column, AccountStatus.disabled.is_(True))
+
+
 def grid_staff(session: Session, grid_id: int | None, role: str) -> list[str]:
     if grid_id is None:
         return []
@@ -182,13 +195,15 @@ def grid_staff(session: Session, grid_id: int | None, role: str) -> list[str]:
     known = session.info.setdefault("grid_staff", {})
     if (grid_id, role) not in known:
         known[grid_id, role] = sorted(set(session.execute(select(GridStaff.user_id).where(
-            GridStaff.grid_id == grid_id, GridStaff.role == role, GridStaff.active.is_(True))).scalars()))
+            GridStaff.grid_id == grid_id, GridStaff.role == role, GridStaff.active.is_(True),
+            enabled(GridStaff.user_id))).scalars()))
     return list(known[grid_id, role])
 
 
 def granted(session: Session, role: str, scope: str) -> list[str]:
     return sorted(set(session.execute(select(StaffGrant.user_id).where(
-        StaffGrant.role == role, StaffGrant.scope == scope, StaffGrant.revoked.is_(False))).scalars()))
+        StaffGrant.role == role, StaffGrant.scope == scope, StaffGrant.revoked.is_(False),
+        enabled(StaffGrant.user_id))).scalars()))
 
 
 def people_on_rung(session: Session, rung: str, grid_id: int | None, divisions: dict[str, str | None]) -> list[str]:

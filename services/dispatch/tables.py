@@ -99,6 +99,16 @@ class StaffGrant(Base):
     __table_args__ = (Index("ix_staff_grants_role_scope", "role", "scope", "revoked"),)
 
 
+class AccountStatus(Base):
+    """Accounts disabled in identity (identity.user.disabled / enabled): nobody disabled
+    stands on a rung of the ladder, whatever the staffing and grant projections still say."""
+
+    __tablename__ = "account_status"
+    user_id = Column(String(64), primary_key=True)
+    disabled = Column(Boolean, nullable=False)
+    changed_at = Column(When, nullable=False)  # the event's moment: a late, older event changes nothing
+
+
 class CommunitySettings(Base):
     __tablename__ = "community_settings"
     division_code = Column(String(64), primary_key=True)
@@ -169,6 +179,11 @@ class Case(Base):
     outcome = Column(String(24))
     rating = Column(Integer)
     ever_overdue = Column(Boolean, nullable=False, default=False)
+    # 督办: the last time a supervisor flagged the case for supervision, and who
+    supervised_at = Column(When)
+    supervised_by = Column(String(64))
+    # nobody to offer it to or to approve it since then (alerted; offered when someone comes)
+    unattended_since = Column(When)
     __table_args__ = (
         Index("ix_cases_due", "step_due_at"),
         Index("ix_cases_yellow", "yellow_at"),
@@ -177,6 +192,7 @@ class Case(Base):
         Index("ix_cases_community", "community"),
         Index("ix_cases_street", "street"),
         Index("ix_cases_claimed_by", "claimed_by"),
+        Index("ix_cases_unattended", "unattended_since"),
     )
 
 

@@ -74,18 +74,20 @@ class World:
     grids: dict[str, int] = field(default_factory=dict)
 
 
-def queue_for(spec, event_type: EventType) -> Any:
+def queue_for(spec, event_type: EventType, queue: str | None = None) -> Any:
     for sub in spec.subscriptions.queues.values():
-        if event_type.type in sub.handlers:
+        if event_type.type in sub.handlers and (queue is None or sub.queue == queue):
             return sub
     raise LookupError(f"dispatch does not subscribe to {event_type.type}")
 
 
-def feed(runtime, event_type: EventType, data: dict, subject: str | None = None) -> str:
-    """Hand one event to dispatch's worker as if it came off the bus; returns the outcome."""
+def feed(runtime, event_type: EventType, data: dict, subject: str | None = None, *,
+         queue: str | None = None, envelope: Envelope | None = None) -> str:
+    """Hand one event to dispatch's worker as if it came off the bus (on ``queue`` when several
+    handle it; the same ``envelope`` again is a redelivery); returns the outcome."""
     worker = runtime.extras.get("feeder") or runtime.extras.setdefault("feeder", runtime.worker())
-    body = json.dumps(Envelope.new(event_type, data, subject=subject).to_json())
-    return worker.handle(queue_for(runtime.spec, event_type), body, {}, {})
+    body = json.dumps((envelope or Envelope.new(event_type, data, subject=subject)).to_json())
+    return worker.handle(queue_for(runtime.spec, event_type, queue), body, {}, {})
 
 
 def seed_world(runtime) -> World:

@@ -1,12 +1,14 @@
-"""What the registry listens to: identity's accounts and role grants (queue grids.people)."""
+"""What the registry listens to: identity's accounts and role grants (queue grids.people),
+and that someone left (their account disabled: their staffing terms end)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from gridkit.consumer import Event, Subscriptions
-from identity.events import ROLE_GRANTED, ROLE_REVOKED, USER_REGISTERED
+from identity.events import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_REGISTERED
 
+from .staffing import end_terms_of
 from .tables import Person, RoleGrant
 
 subscriptions = Subscriptions("grids")
@@ -33,3 +35,8 @@ def forget_grant(session: Session, event: Event) -> None:
     grant = session.get(RoleGrant, event.data["grant_id"])
     if grant is not None:
         grant.revoked = 1
+
+
+@subscriptions.on(USER_DISABLED, purpose="people")
+def end_staffing(session: Session, event: Event) -> None:
+    end_terms_of(session, event.data["user_id"], event.data["at"])

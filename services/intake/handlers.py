@@ -142,8 +142,27 @@ def case_escalated(session, petition, d):
     petition.add_handlers(d["offered_to"])
     division = session.scalars(select(Division).where(Division.code == d["division_code"])).first() \
         if d.get("division_code") else None
-    add_step(session, petition.id, "escalated", d["at"], level=d["level"],
-             division=division.name if division else None)
+    # 督办 (manual) reads as supervision; the supervisor's words stay with staff
+    add_step(session, petition.id, "supervised" if d["reason"] == "manual" else "escalated", d["at"],
+             level=d["level"], division=division.name if division else None)
+
+
+@on_case(dispatch.CASE_HANDED_BACK)
+def case_handed_back(session, petition, d):
+    # Whoever has it now sees the case as its handlers do; the resident hears only that the
+    # worker changed, and only when someone had claimed it.
+    petition.add_handlers(d["offered_to"])
+    if d["handler"] is None:
+        return
+    _move(petition, "assigned", backwards=petition.status in ("claimed", "reopened"))
+    add_step(session, petition.id, "handed_back", d["at"])
+
+
+@on_case(dispatch.CASE_REASSIGNED)
+def case_reassigned(session, petition, d):
+    petition.add_handlers([d["to_handler"]])
+    _move(petition, "claimed")
+    add_step(session, petition.id, "reassigned", d["at"])
 
 
 @on_case(dispatch.CASE_WHISTLED)

@@ -57,7 +57,8 @@ CASE_EVENTS = {
     "progressed": dispatch.CASE_PROGRESSED, "escalated": dispatch.CASE_ESCALATED,
     "whistled": dispatch.CASE_WHISTLED, "reported_in": dispatch.CASE_REPORTED_IN,
     "resolved": dispatch.CASE_RESOLVED, "reopened": dispatch.CASE_REOPENED, "closed": dispatch.CASE_CLOSED,
-    "deadline_missed": dispatch.DEADLINE_MISSED,
+    "deadline_missed": dispatch.DEADLINE_MISSED, "handed_back": dispatch.CASE_HANDED_BACK,
+    "reassigned": dispatch.CASE_REASSIGNED,
 }
 
 
@@ -83,6 +84,10 @@ def case_data(kind: str, petition: dict, *, at: datetime | None = None, **extra)
         "reopened": {"reason": "居民不满意"},
         "closed": {"outcome": "rated", "rating": None},
         "deadline_missed": {"step": "claim", "due": at, "department": None, "notify": []},
+        "handed_back": {"handler": "worker", "reason": "handler_left", "offered_to": ["head"],
+                        "claim_due": at + timedelta(minutes=30)},
+        "reassigned": {"by": "head", "from_handler": None, "to_handler": "worker-2", "reason": "熟悉情况",
+                       "handle_due": at + timedelta(hours=24)},
     }
     return base | defaults[kind] | extra
 

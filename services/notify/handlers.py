@@ -1,10 +1,10 @@
 """What notify listens to.
 
 ``notify.cases``: every event a rule in :mod:`notify.rules` names (the
-opening and the claim also feed the case projection: each petition's case and
-its handler). ``notify.people``: identity's role grants, to know each
-department's officers. ``notify.codes``: identity's one-time codes, texted at
-once (see :func:`text_code`).
+opening, the claim, a reassignment and a hand-back also feed the case
+projection: each petition's case and its handler). ``notify.people``:
+identity's role grants, to know each department's officers. ``notify.codes``:
+identity's one-time codes, texted at once (see :func:`text_code`).
 
 A handler writes, in the inbox transaction, one notice per recipient and
 one pending delivery per outside channel; the delivery loop sends them.
@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from contracts.identity import CODE_ISSUED, CODE_PURPOSE, RECIPIENT_PURPOSE
-from dispatch.events import CASE_CLAIMED, CASE_OPENED
+from dispatch.events import CASE_CLAIMED, CASE_HANDED_BACK, CASE_OPENED, CASE_REASSIGNED
 from gridkit.consumer import Event, Subscriptions
 from gridkit.crypto import mask_phone
 from identity.events import ROLE_GRANTED, ROLE_REVOKED
@@ -143,13 +143,17 @@ def notify(session: Session, event: Event) -> None:
 def on_case_event(session: Session, event: Event) -> None:
     if event.type in (CASE_OPENED.type, CASE_CLAIMED.type):
         remember_case(session, event.data, handler=event.data["by"] if event.type == CASE_CLAIMED.type else None)
+    elif event.type == CASE_REASSIGNED.type:
+        remember_case(session, event.data, handler=event.data["to_handler"])
+    elif event.type == CASE_HANDED_BACK.type and event.data["handler"] is not None:
+        remember_case(session, event.data, handler=None, released=True)  # nobody holds it now
     notify(session, event)
 
 
-def remember_case(session: Session, data: dict, *, handler: str | None) -> None:
+def remember_case(session: Session, data: dict, *, handler: str | None, released: bool = False) -> None:
     row = session.get(CaseHandler, data["case_id"]) or CaseHandler(case_id=data["case_id"])
     row.petition_id = data["petition_id"]
-    if handler:
+    if handler or released:
         row.handler_id = handler
     session.add(row)
 

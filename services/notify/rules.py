@@ -17,10 +17,13 @@ from dispatch.events import (
     CASE_CLAIMED,
     CASE_CLOSED,
     CASE_ESCALATED,
+    CASE_HANDED_BACK,
     CASE_OPENED,
     CASE_PROGRESSED,
+    CASE_REASSIGNED,
     CASE_REOPENED,
     CASE_RESOLVED,
+    CASE_UNATTENDED,
     CASE_WHISTLED,
     DEADLINE_APPROACHING,
     DEADLINE_MISSED,
@@ -56,6 +59,18 @@ def named_in_deadline(data: dict, _: Directory) -> list[str]:
     return data["notify"]
 
 
+def named_to_notify(data: dict, _: Directory) -> list[str]:
+    return data.get("notify") or []
+
+
+def new_handler(data: dict, _: Directory) -> list[str]:
+    return [data["to_handler"]]
+
+
+def old_handler(data: dict, _: Directory) -> list[str | None]:
+    return [data["from_handler"]]
+
+
 def whistled_officers(data: dict, directory: Directory) -> list[str]:
     return [officer for code in data["departments"] for officer in directory.officers_of(code)]
 
@@ -86,6 +101,17 @@ RULES: tuple[Rule, ...] = (
     Rule(CASE_ASSIGNED, "case_offered", offered_to),
     # supervisors one rung up when the case climbs the ladder
     Rule(CASE_ESCALATED, "case_escalated", offered_to),
+    # 督办: the handler (or those who must act) and the supervisors at the new level
+    Rule(CASE_ESCALATED, "case_supervised", named_to_notify, when=lambda d: d["reason"] == "manual"),
+    # someone left: the grid head (or the rung up) has the case to reassign; the resident
+    # hears that whoever handled it changed
+    Rule(CASE_HANDED_BACK, "case_handed_back", offered_to),
+    Rule(CASE_HANDED_BACK, "case_handler_changed", reporter, when=lambda d: d["handler"] is not None),
+    # a supervisor moved the case: the new handler and the one it was taken from
+    Rule(CASE_REASSIGNED, "case_reassigned", new_handler),
+    Rule(CASE_REASSIGNED, "case_reassigned_away", old_handler),
+    # nobody can take the case: the county admins (the sysadmins when there is none)
+    Rule(CASE_UNATTENDED, "case_unattended", named_to_notify, critical=True),
     # the resident at each step
     Rule(CASE_OPENED, "case_opened", reporter),
     Rule(CASE_CLAIMED, "case_claimed", reporter),

@@ -24,6 +24,34 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("工单已升级至{level} {ref}", "工单 {ref} 因{reason}已由{from_level}升级至{level}，请在 {claim_due} 前认领。"),
         "en": ("Case escalated to {level} {ref}", "Case {ref} climbed from {from_level} to {level} ({reason}); claim it before {claim_due}."),
     },
+    "case_supervised": {
+        "zh-CN": ("工单被督办 {ref}", "工单 {ref} 已被督办，升级至{level}：{text}。请在 {due} 前处理。"),
+        "en": ("Case under supervision {ref}", "Case {ref} is under supervision at the {level} level: {text}. "
+               "Act on it before {due}."),
+    },
+    "case_handed_back": {
+        "zh-CN": ("工单待重新分派 {ref}", "工单 {ref} 的工作人员已离岗，工单已交回您，请在 {claim_due} 前认领或改派。"),
+        "en": ("Case back to reassign {ref}", "The worker on case {ref} has left and it is back with you; "
+               "claim or reassign it before {claim_due}."),
+    },
+    "case_handler_changed": {
+        "zh-CN": ("办理人员变动 {ref}", "您的诉求（工单 {ref}）原办理人员有变动，正在重新安排工作人员办理。"),
+        "en": ("New worker for {ref}", "The worker handling your case {ref} has changed; someone new is being "
+               "arranged."),
+    },
+    "case_reassigned": {
+        "zh-CN": ("工单改派给您 {ref}", "工单 {ref} 已改派给您办理：{reason}。请在 {handle_due} 前办结。"),
+        "en": ("Case reassigned to you {ref}", "Case {ref} was reassigned to you: {reason}. It is due by {handle_due}."),
+    },
+    "case_reassigned_away": {
+        "zh-CN": ("工单已改派 {ref}", "工单 {ref} 已改派其他工作人员办理：{reason}"),
+        "en": ("Case reassigned {ref}", "Case {ref} was reassigned to another worker: {reason}"),
+    },
+    "case_unattended": {
+        "zh-CN": ("工单无人受理 {ref}", "工单 {ref}（{queue}）{reason}，正在空等。请尽快安排人员，或直接改派。"),
+        "en": ("Nobody can take case {ref}", "Case {ref} ({queue}) has {reason} and is waiting. "
+               "Staff it or reassign it."),
+    },
     "case_opened": {
         "zh-CN": ("诉求已受理 {ref}", "您的诉求已受理（工单 {ref}），我们将尽快安排处理。"),
         "en": ("Petition received {ref}", "Your petition was received as case {ref}; it will be handled soon."),
@@ -81,6 +109,7 @@ LABELS: dict[str, dict[str, str]] = {
         "claim_deadline": "超时未认领", "handle_deadline": "超时未办结", "manual": "人工督办",
         "rated": "已评价", "rating_timeout": "评价超时", "withdrawn": "已撤回", "merged": "已合并",
         "on_spot": "现场办结", "photo": "已上传现场照片", "extension_approved": "办理期限已延长至 {handle_due}",
+        "nobody_to_offer": "无人可派", "no_approver": "无人审批", "catch_all": "县级兜底队列", "grid_queue": "网格",
     },
     "en": {
         "grid": "grid", "community": "community", "street": "street", "county": "county",
@@ -90,6 +119,8 @@ LABELS: dict[str, dict[str, str]] = {
         "rated": "rated", "rating_timeout": "no rating in time", "withdrawn": "withdrawn",
         "merged": "merged", "on_spot": "handled on the spot", "photo": "photos were added",
         "extension_approved": "the deadline was extended to {handle_due}",
+        "nobody_to_offer": "nobody to offer it to", "no_approver": "nobody to approve it",
+        "catch_all": "county catch-all queue", "grid_queue": "grid",
     },
 }
 
@@ -126,6 +157,10 @@ def render(kind: str, language: str, data: dict, *, tz: ZoneInfo = DEFAULT_TIMEZ
         else ", ".join(data.get("departments", []))
     if kind == "case_progressed" and not data.get("text"):
         fields["text"] = labels.get(data.get("kind", ""), "").format_map(fields)
+    if kind == "case_supervised" and not data.get("text"):
+        fields["text"] = labels["manual"]
+    if kind == "case_unattended":
+        fields["queue"] = labels["catch_all" if data.get("catch_all") else "grid_queue"]
     title, body = TEMPLATES[kind][language]
     return title.format_map(fields)[:200], body.format_map(fields)
 

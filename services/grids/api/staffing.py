@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gridkit.auth import authenticated, current_principal, require_roles
 from gridkit.problems import Conflict, Forbidden, Invalid, NotFound
 from gridkit.service import runtime
 
 from .. import domain
-from ..events import STAFF_ASSIGNED, STAFF_UNASSIGNED
-from ..tables import Building, Grid, Network, Person, StaffAssignment, outbox, utcnow
+from ..events import STAFF_ASSIGNED
+from ..staffing import end_term, staff_event
+from ..tables import Building, Person, StaffAssignment, outbox, utcnow
 from .common import blp, current_grid, parent_lookup
 from .schemas import StaffIn, StaffList, StaffOut
-
-
-def staff_event(session: Session, term: StaffAssignment) -> dict:
-    grid = session.get(Grid, term.grid_id)
-    return {"assignment_id": term.id, "grid_id": term.grid_id,
-            "network": session.get(Network, grid.network_id).code, "building_id": term.building_id,
-            "user_id": term.user_id, "role": term.role, "since": term.since, "until": term.until}
-
-
-def end_term(session: Session, term: StaffAssignment, when: datetime) -> None:
-    term.until = when
-    session.flush()
-    outbox.record(session, STAFF_UNASSIGNED, staff_event(session, term), subject=str(term.grid_id))
 
 
 def staff_out(term: StaffAssignment, names: dict[str, str]) -> dict:

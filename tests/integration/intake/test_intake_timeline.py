@@ -36,6 +36,30 @@ def test_every_step_of_the_case_reads_in_plain_chinese(intake, client, people):
     assert answer.json["status"] == "resolved"
 
 
+def test_a_worker_leaving_a_reassignment_and_supervision_read_plainly_without_staff_names(intake, client, people):
+    _, headers = people.resident()
+    petition = submit(client, headers)
+    feed_case(intake, "assigned", petition, offered_to=["worker-1"])
+    feed_case(intake, "claimed", petition, by="worker-1")
+    feed_case(intake, "handed_back", petition, handler="worker-1", offered_to=["head-1"])
+    status = client.get(f"/petitions/{petition['id']}", headers=headers).json["status"]
+    assert status == "assigned"  # nobody holds it now: the resident may withdraw again
+    feed_case(intake, "handed_back", petition, handler=None, reason="offers_withdrawn", offered_to=["admin-1"])
+    feed_case(intake, "reassigned", petition, by="head-1", to_handler="worker-2", reason="worker-2 knows it")
+    feed_case(intake, "escalated", petition, reason="manual", by="admin-1", text="worker-2 is slow",
+              notify=["worker-2"])
+    answer = client.get(f"/petitions/{petition['id']}/timeline", headers=headers)
+    texts = [s["text"] for s in answer.json["steps"]][3:]
+    assert texts == ["原办理人员有变动，正在重新安排工作人员办理", "已改派其他工作人员办理", "已督办，由龙溪社区限期办理"]
+    assert answer.json["status"] == "claimed"
+    english = client.get(f"/petitions/{petition['id']}/timeline", headers=headers | {"Accept-Language": "en"})
+    assert [s["text"] for s in english.json["steps"]][3:] == [
+        "The worker handling it has changed; someone new is being arranged", "Passed to another worker",
+        "Under supervision at the 龙溪社区 level, with a deadline"]
+    everything = str(answer.json) + str(english.json)
+    assert not any(name in everything for name in ("worker-1", "worker-2", "head-1", "admin-1", "slow"))
+
+
 def test_the_timeline_speaks_english_on_request(intake, client, people):
     _, headers = people.resident()
     petition = submit(client, headers)

@@ -63,7 +63,7 @@ def test_preferences_change_language_channels_and_mutes(notify_runtime, client, 
     me, headers = person()
     defaults = client.get("/me/preferences", headers=headers).json
     assert defaults["language"] == "zh-CN" and defaults["channels"] == {"email": True, "sms": False}
-    assert set(defaults["critical_kinds"]) == {"case_whistled", "deadline_missed"}
+    assert set(defaults["critical_kinds"]) == {"case_whistled", "deadline_missed", "case_unattended"}
     answer = client.put("/me/preferences", json={"language": "en", "channels": {"sms": True},
                                                  "muted_kinds": ["case_offered"]}, headers=headers)
     assert answer.json["channels"] == {"email": True, "sms": True} and answer.json["muted_kinds"] == ["case_offered"]

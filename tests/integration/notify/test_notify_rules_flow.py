@@ -7,10 +7,13 @@ from dispatch.events import (
     CASE_CLAIMED,
     CASE_CLOSED,
     CASE_ESCALATED,
+    CASE_HANDED_BACK,
     CASE_OPENED,
     CASE_PROGRESSED,
+    CASE_REASSIGNED,
     CASE_REOPENED,
     CASE_RESOLVED,
+    CASE_UNATTENDED,
     CASE_WHISTLED,
     DEADLINE_APPROACHING,
     DEADLINE_MISSED,
@@ -148,6 +151,17 @@ def test_every_notice_about_a_case_names_it_the_same_way(notify_runtime):
     deadline = {"step": "handle", "due": soon(-5), "department": None, "notify": [worker, supervisor]}
     feed(notify_runtime, DEADLINE_APPROACHING, case | deadline)
     feed(notify_runtime, DEADLINE_MISSED, case | deadline)
+    feed(notify_runtime, CASE_ESCALATED, case | {"from_level": "grid", "level": "community", "reason": "manual",
+                                                 "division_code": None, "offered_to": [], "claim_due": soon(),
+                                                 "by": supervisor, "text": "第三次投诉", "due": soon(60),
+                                                 "notify": [worker]})
+    feed(notify_runtime, CASE_REASSIGNED, case | {"by": supervisor, "from_handler": worker, "to_handler": officer,
+                                                  "reason": "原网格员休假", "handle_due": soon(600)})
+    feed(notify_runtime, CASE_HANDED_BACK, case | {"handler": officer, "reason": "handler_left",
+                                                   "offered_to": [worker], "claim_due": soon(600)})
+    feed(notify_runtime, CASE_UNATTENDED, case | {"reason": "no_approver", "catch_all": False,
+                                                  "notify": [supervisor]})
+    feed(notify_runtime, CASE_CLAIMED, case | {"by": worker, "claim_seconds": 3.0, "handle_due": soon(600)})
     feed(notify_runtime, CASE_RESOLVED, case | {"by": worker, "result": "已修复"})
     feed(notify_runtime, PETITION_RATED, {"petition_id": case["petition_id"], "reporter_id": case["reporter_id"],
                                           "rating": 2, "at": soon(0)})
@@ -165,3 +179,33 @@ def test_every_notice_about_a_case_names_it_the_same_way(notify_runtime):
         assert notice.case_id == case["case_id"], notice.kind
     [merged] = [n for n in notices if n.kind == "petition_merged"]
     assert f"工单 {reference(kept['case_id'])}" in merged.body
+
+
+def test_supervisors_moving_a_case_reach_both_handlers_and_rework_follows_the_new_one(notify_runtime):
+    case, first, second, head = case_data(), uid(), uid(), uid()
+    feed(notify_runtime, CASE_CLAIMED, case | {"by": first, "claim_seconds": 1.0, "handle_due": soon(600)})
+    feed(notify_runtime, CASE_REASSIGNED, case | {"by": head, "from_handler": first, "to_handler": second,
+                                                  "reason": "原网格员休假", "handle_due": soon(600)})
+    [taken] = notices_of(notify_runtime, first)
+    [given] = notices_of(notify_runtime, second)
+    assert (taken.kind, given.kind) == ("case_reassigned_away", "case_reassigned")
+    assert "原网格员休假" in given.body and reference(case["case_id"]) in taken.title
+    feed(notify_runtime, CASE_REOPENED, case | {"reason": "仍然漏水"})
+    assert kinds(notify_runtime, second)[-1] == "rework_requested"
+    assert kinds(notify_runtime, first) == ["case_reassigned_away"]
+
+    # the new handler leaves: the grid head gets it back, the resident hears the handler changed
+    feed(notify_runtime, CASE_HANDED_BACK, case | {"handler": second, "reason": "handler_left",
+                                                   "offered_to": [head], "claim_due": soon(600)})
+    assert kinds(notify_runtime, head) == ["case_handed_back"]
+    assert kinds(notify_runtime, case["reporter_id"])[-1] == "case_handler_changed"
+    feed(notify_runtime, CASE_REOPENED, case | {"reason": "还是不行"})
+    assert kinds(notify_runtime, second).count("rework_requested") == 1  # nobody holds it now
+
+
+def test_a_case_nobody_can_take_alerts_the_county_admins_as_a_critical_notice(notify_runtime):
+    admin = uid()
+    feed(notify_runtime, CASE_UNATTENDED, case_data(grid_id=None, level="county") | {
+        "reason": "nobody_to_offer", "catch_all": True, "notify": [admin]})
+    [notice] = notices_of(notify_runtime, admin)
+    assert notice.kind == "case_unattended" and notice.critical and "无人可派" in notice.body

@@ -152,12 +152,12 @@ def test_the_three_rates_come_from_the_facts_of_each_group():
     rows = domain.figures([
         F("a", True, True, 60, True, 5, False),
         F("a", True, False, 600, True, 2, False),
-        F("a", True, True, 120, False, None, True),
+        F("a", True, True, 120, False, None, True, supervised=True),
         F("a", False, False, None, False, None, False),
         F("b", True, False, None, False, None, True),
     ])
     a, b = rows
     assert a == {"key": "a", "opened": 4, "offered": 3, "claimed_in_time": 2, "response_rate": 0.6667,
                  "resolved": 2, "resolution_rate": 0.5, "rated": 2, "satisfied": 1, "satisfaction_rate": 0.5,
-                 "median_claim_seconds": 120, "overdue": 1}
+                 "median_claim_seconds": 120, "overdue": 1, "supervised": 1}
     assert b["response_rate"] == 0.0 and b["satisfaction_rate"] is None and b["median_claim_seconds"] is None

@@ -5,7 +5,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatch.events import CASE_CLAIMED, CASE_REOPENED, CASE_WHISTLED
+from dispatch.events import (
+    CASE_CLAIMED,
+    CASE_ESCALATED,
+    CASE_HANDED_BACK,
+    CASE_REASSIGNED,
+    CASE_REOPENED,
+    CASE_UNATTENDED,
+    CASE_WHISTLED,
+)
 from gridkit.crypto import DataKey, mask_phone
 from intake.events import PETITION_RATED
 from notify import rules, templates
@@ -83,7 +91,7 @@ def test_channels_need_a_contact_a_configured_channel_and_the_users_consent():
 SAMPLE = case(offered_to=["w"], claim_due=AT, handle_due=AT, report_in_due=AT, due=AT, by="x",
               from_level="grid", reason="claim_deadline", kind="photo", text=None, result="修好了",
               outcome="rated", rating=5, departments=["police"], step="handle", into_petition_id="abcd-1",
-              whistle_id="w1", category="water_leak")
+              whistle_id="w1", category="water_leak", to_handler="w", from_handler="v", catch_all=False)
 
 
 @pytest.mark.parametrize("kind", rules.KINDS)
@@ -137,8 +145,47 @@ def test_retries_back_off_exponentially_up_to_an_hour():
     assert waits[3] <= timedelta(seconds=3960)
 
 
-def test_only_missed_deadlines_and_whistles_are_critical():
-    assert rules.CRITICAL_KINDS == {"deadline_missed", "case_whistled"}
+def test_only_missed_deadlines_whistles_and_cases_nobody_can_take_are_critical():
+    assert rules.CRITICAL_KINDS == {"deadline_missed", "case_whistled", "case_unattended"}
+
+
+def test_a_case_handed_back_reaches_who_has_it_now_and_the_resident_only_when_it_was_held():
+    held = rules.address(CASE_HANDED_BACK.type, case(handler="gone", reason="handler_left", offered_to=["head"],
+                                                     claim_due=AT), Directory())
+    assert {(a.recipient_id, a.kind) for a in held} == {("head", "case_handed_back"),
+                                                        ("resident-1", "case_handler_changed")}
+    offered = rules.address(CASE_HANDED_BACK.type, case(handler=None, reason="offers_withdrawn",
+                                                        offered_to=["head"], claim_due=AT), Directory())
+    assert [(a.recipient_id, a.kind) for a in offered] == [("head", "case_handed_back")]
+
+
+def test_a_reassignment_reaches_the_new_and_the_old_handler_but_not_the_supervisor():
+    addressed = rules.address(CASE_REASSIGNED.type, case(by="head", from_handler="a", to_handler="b",
+                                                         reason="sick", handle_due=AT), Directory())
+    assert [(a.recipient_id, a.kind) for a in addressed] == [("b", "case_reassigned"), ("a", "case_reassigned_away")]
+    to_self = rules.address(CASE_REASSIGNED.type, case(by="head", from_handler=None, to_handler="head",
+                                                       reason="mine", handle_due=AT), Directory())
+    assert to_self == []
+
+
+def test_supervision_reaches_those_named_and_a_deadline_escalation_does_not_make_it_supervision():
+    manual = case(from_level="grid", level="community", reason="manual", offered_to=[], claim_due=AT, by="admin",
+                  text="third complaint", due=AT, notify=["worker-1", "admin"], division_code=None)
+    addressed = rules.address(CASE_ESCALATED.type, manual, Directory())
+    assert [(a.recipient_id, a.kind) for a in addressed] == [("worker-1", "case_supervised")]
+    _, body = templates.render("case_supervised", "zh-CN", manual)
+    assert "社区" in body and "third complaint" in body and "2025年3月1日 09:30" in body
+    late = manual | {"reason": "handle_deadline", "by": None, "notify": None}
+    assert rules.address(CASE_ESCALATED.type, late, Directory()) == []
+
+
+def test_a_case_nobody_can_take_alerts_those_named_in_plain_words():
+    data = case(grid_id=None, level="county", reason="nobody_to_offer", catch_all=True, notify=["root"])
+    [alert] = rules.address(CASE_UNATTENDED.type, data, Directory())
+    assert (alert.recipient_id, alert.kind, alert.critical) == ("root", "case_unattended", True)
+    title, body = templates.render("case_unattended", "en", data)
+    assert "county catch-all queue" in body and "nobody to offer it to" in body
+    assert "无人可派" in templates.render("case_unattended", "zh-CN", data)[1]
 
 
 def test_two_cases_opened_in_the_same_minute_get_different_numbers():
