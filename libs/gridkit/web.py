@@ -4,7 +4,8 @@
 every route (unknown fields rejected) through flask-smorest, ``/openapi.json``
 generated from them, RFC 7807 problems for every error (never HTML, never a
 stack trace), request ids, JSON logs, ``/healthz``, ``/readyz`` and
-``/metrics``.
+``/metrics``. JSON bodies are read by :mod:`gridkit.inputs` (a nesting limit);
+a NUL character anywhere in the request is a 422.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import logs, metrics
+from . import inputs, logs, metrics
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
 
@@ -41,7 +42,9 @@ class Blueprint(flask_smorest.Blueprint):
 
     Given a schema class, webargs builds a new instance on every request, and
     building a marshmallow schema (it copies every declared field) cost more than
-    loading the body with it."""
+    loading the body with it. JSON bodies are read by :func:`gridkit.inputs.loads`."""
+
+    ARGUMENTS_PARSER = inputs.BodyParser()
 
     def arguments(self, schema, *args, **kwargs):
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
@@ -101,8 +104,10 @@ class BoundedInt(IntegerConverter):
 
 
 def _reject_nul() -> None:
-    # PostgreSQL text cannot hold NUL; no legitimate input has one.
-    if "\x00" in request.path or b"\x00" in request.query_string \
+    # PostgreSQL text cannot hold NUL; no legitimate input has one. The path is decoded
+    # already; a query string is checked raw and percent-encoded (%00).
+    query = request.query_string
+    if "\x00" in request.path or (query and (b"\x00" in query or b"%00" in query)) \
             or (request.is_json and b"\\u0000" in request.get_data()):
         raise Problem(422, "text must not contain NUL characters", type="validation-error",
                       title="Unprocessable Content", errors={"request": ["contains a NUL character"]})
@@ -110,6 +115,7 @@ def _reject_nul() -> None:
 
 def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     app = Flask(spec.name)
+    app.json = inputs.JSONProvider(app)
     app.url_map.converters["int"] = BoundedInt
     app.config.update(
         TESTING=testing,
