@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from . import inputs, logs, metrics
+from .pagination import MAX_CURSOR
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
 
@@ -87,9 +88,15 @@ def problem_response(problem: Problem) -> Response:
 
 
 class Page(Schema):
-    """Cursor pagination parameters shared by list routes."""
+    """Cursor pagination parameters shared by list routes. A list route declares the
+    shape of its cursor, which then loads to a typed tuple (:mod:`gridkit.pagination`)::
 
-    cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's next_cursor"})
+        class CaseQuery(Page):
+            cursor = CASES.field()
+    """
+
+    cursor = fields.String(validate=validate.Length(max=MAX_CURSOR),
+                           metadata={"description": "Opaque cursor from the previous page's next_cursor"})
     # marshmallow 4 ignores a validator's False return: validators must raise (Range does).
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500),
                            metadata={"description": "1–500"})
