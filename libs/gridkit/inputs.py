@@ -10,15 +10,18 @@ body a route sees is read here instead:
 * ``request.get_json()``, through :class:`JSONProvider` (``app.json``);
 * the ``Idempotency-Key`` fingerprint, through :func:`request_json`.
 
-A body nested deeper than :data:`MAX_JSON_DEPTH` levels, or holding a number
-Python will not read (more than 4 300 digits), is a 422 problem naming
-``json``; a body that is not JSON at all is webargs' 422 as before. The size
-limit is Flask's ``MAX_CONTENT_LENGTH`` (``Settings.max_request_bytes``, a
-413). The body is parsed once per request and the result shared.
+A body nested deeper than :data:`MAX_JSON_DEPTH` levels, holding a number
+Python will not read (more than 4 300 digits) or a string with a lone UTF-16
+surrogate (``"\\ud800"``: valid JSON, but no text that UTF-8 or PostgreSQL
+can hold) is a 422 problem naming ``json``; a body that is not JSON at all is
+webargs' 422 as before. The size limit is Flask's ``MAX_CONTENT_LENGTH``
+(``Settings.max_request_bytes``, a 413). The body is parsed once per request
+and the result shared.
 
 Cost: a body with at most :data:`MAX_JSON_DEPTH` brackets cannot be too deep,
-which two ``bytes.count`` calls tell; only bodies with more brackets (GeoJSON,
-batches) are walked after parsing, one visit per array or object.
+which two ``bytes.count`` calls tell, and one without a ``\\ud``/``\\uD``
+escape cannot hold a surrogate; only other bodies (GeoJSON, batches) are
+walked after parsing.
 """
 
 from __future__ import annotations
@@ -70,7 +73,27 @@ def loads(raw: bytes | str) -> Any:
             else (raw.count("[") + raw.count("{"))
         if opening > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
             raise TooDeep()
+    # "\ud800" alone is valid JSON but no text: UTF-8 (an answer, PostgreSQL) cannot hold it.
+    # Only a body with a \uD8xx…\uDFxx escape can carry one (a pair is an emoji: fine).
+    escapes = (b"\\ud", b"\\uD") if isinstance(raw, bytes) else ("\\ud", "\\uD")
+    if (escapes[0] in raw or escapes[1] in raw) and _has_lone_surrogate(value):  # type: ignore[operator]
+        raise Unreadable("a string holds a lone UTF-16 surrogate (\\ud800–\\udfff)")
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if kind is dict:
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if kind is list:
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def _deeper_than(value: list | dict, room: int) -> bool:

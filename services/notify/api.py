@@ -236,7 +236,7 @@ def my_stream():
     last_event_id = None
     header = request.headers.get("Last-Event-ID", "").strip()
     if header:
-        if not header.isdigit() or len(header) > 18:
+        if not (header.isascii() and header.isdigit()) or len(header) > 18:  # "²".isdigit() too
             raise Invalid({"Last-Event-ID": ["must be a notice id this stream sent"]})
         last_event_id = int(header)
     body = stream_notices(rt.db, rt.extras["broadcaster"], me(), last_event_id=last_event_id,

@@ -129,3 +129,22 @@ def test_a_path_id_past_the_range_is_a_404_or_422(service_client, service, path,
     client, headers = service_client(service, db)
     method = "POST" if path.endswith("/read") else "GET"
     assert assert_problem(client.open(path, method=method, headers=headers))["status"] in (404, 422)
+
+
+@pytest.mark.parametrize("last_event_id", ["²", "99999999999999999999999", "-1", "1e3"])
+def test_a_last_event_id_that_is_no_notice_id_is_a_422(service_client, last_event_id):
+    # "²".isdigit() is true in Python, and int("²") a ValueError (found by the kit's fuzz test).
+    client, headers = service_client("notify", "sqlite")
+    response = client.get("/me/notifications/stream", headers=headers | {"Last-Event-ID": last_event_id})
+    assert list(assert_problem(response, 422)["errors"]) == ["Last-Event-ID"]
+
+
+def test_a_lone_surrogate_in_a_json_string_is_a_422_not_an_answer_that_cannot_be_encoded(service_client):
+    # Valid JSON, but no UTF-8 text: an answer echoing it could not be written (found by the
+    # kit's fuzz test on grids' import report).
+    client, headers = service_client("grids", "postgres")
+    body = '{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null, ' \
+        '"properties": {"code": "\\ud800", "name": "\\ud800", "level": 1}}]}'
+    response = client.post("/networks/security/import", data=body, content_type="application/json",
+                           headers=headers)
+    assert list(assert_problem(response, 422)["errors"]) == ["json"]

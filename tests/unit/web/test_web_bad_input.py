@@ -69,6 +69,14 @@ def test_a_number_python_will_not_read_is_a_422_naming_json():
     assert list(refused.value.errors) == ["json"]
 
 
+def test_a_lone_surrogate_is_a_422_naming_json_and_a_pair_is_an_emoji():
+    for raw in (b'{"name": "\\ud800"}', b'["ok", {"\\uDFFF": 1}]', '{"n": "\\udc00x"}'):
+        with pytest.raises(inputs.Unreadable) as refused:
+            inputs.loads(raw)
+        assert list(refused.value.errors) == ["json"]
+    assert inputs.loads(b'{"name": "\\ud83d\\ude00"}') == {"name": "\U0001f600"}
+
+
 def test_malformed_json_is_left_to_webargs_as_before():
     for raw in (b"{not json", b"\xff\xfe", b""):
         with pytest.raises(json.JSONDecodeError):
