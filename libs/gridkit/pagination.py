@@ -176,7 +176,8 @@ class Cursor:
 
     def field(self, **kwargs: Any) -> fields.Field:
         """A query-string field that loads this cursor to its typed tuple."""
-        kwargs.setdefault("metadata", {"description": "Opaque: the previous page's next_cursor"})
+        kwargs.setdefault("metadata", {"description": "Opaque: the previous page's next_cursor",
+                                       "maxLength": MAX_CURSOR})
         return CursorField(self, **kwargs)
 
 
