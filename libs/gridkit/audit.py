@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session
 from .auth import Principal, current_principal, require_roles
 from .db import METADATA
 from .outbox import ID
-from .pagination import decode_cursor, encode_cursor
-from .problems import Invalid
+from .pagination import Cursor, RowId
 from .schemas import Schema
 
 TABLE = "audit_trail"
@@ -66,12 +65,13 @@ def record(session: Session, actor: Principal, action: str, *, subject_id: str |
 
 # --- reading the trail ----------------------------------------------------------------------
 
+TRAIL = Cursor(RowId())  # newest first: the last line's id
+
 class TrailQuery(Schema):
     subject = fields.String(validate=validate.Length(1, 64), metadata={"description": "Whose data was read"})
     actor = fields.String(validate=validate.Length(1, 64), metadata={"description": "Who read it"})
     action = fields.String(validate=validate.Length(1, 64))
-    cursor = fields.String(validate=validate.Length(max=200),
-                           metadata={"description": "Opaque cursor from the previous page's next_cursor"})
+    cursor = TRAIL.field()
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 
@@ -113,22 +113,15 @@ def blueprint():
             if name in query:
                 stmt = stmt.where(column == query[name])
         if query.get("cursor"):
-            stmt = stmt.where(t.c.id < _last_id(query["cursor"]))
+            stmt = stmt.where(t.c.id < query["cursor"][0])
         with rt.db.transaction() as session:
             rows = session.execute(stmt).mappings().all()
         more = len(rows) > query["limit"]
         rows = rows[:query["limit"]]
         return {"items": [_line(row) for row in rows],
-                "next_cursor": encode_cursor([rows[-1]["id"]]) if more else None}
+                "next_cursor": TRAIL.encode(rows[-1]["id"]) if more else None}
 
     return blp
-
-
-def _last_id(cursor: str) -> int:
-    values = decode_cursor(cursor)
-    if len(values) != 1 or type(values[0]) is not int or not 0 < values[0] < 2**63:
-        raise Invalid({"cursor": ["not a cursor this API gave out"]})
-    return values[0]
 
 
 def _line(row: Any) -> dict:

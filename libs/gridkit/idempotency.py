@@ -18,8 +18,9 @@ Rules (after Stripe's and the IETF draft's):
 * The key is scoped by (principal subject, key, route): two users, or one user
   on two routes, never collide. Without the header the request runs as usual.
 * The key is 1–200 characters; anything else is a 422.
-* A fingerprint (SHA-256 of method, path and the canonical JSON body — or the
-  raw bytes when the body is not JSON) is stored with the key. The same key
+* A fingerprint (SHA-256 of method, path and the canonical JSON body of a JSON
+  request — the raw bytes of any other, such as a photo, which are never read
+  as JSON) is stored with the key. The same key
   with a different request is a 422 naming the header.
 * Only successful answers (2xx) are stored and replayed (status, body,
   content type, Location), marked ``Idempotent-Replayed: true``. An error
@@ -67,6 +68,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .auth import current_principal
 from .db import keep_tidy
+from .inputs import request_json
 from .problems import Invalid, Problem
 
 HEADER = "Idempotency-Key"
@@ -198,10 +200,14 @@ class Idempotency:
 
 def _fingerprint() -> str:
     raw = request.get_data(cache=True)
-    try:
-        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode() if raw else b""
-    except ValueError:
-        body = raw
+    body = raw
+    if raw and request.is_json:
+        # The kit's reader (nesting limit; parsed once, shared with the route's schema).
+        # Any other body — a photo — is hashed as its bytes, never read as JSON.
+        try:
+            body = json.dumps(request_json(), sort_keys=True, separators=(",", ":")).encode()
+        except ValueError:
+            pass  # not JSON after all: its bytes; the route's schema answers 422
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
     digest.update(body)
     return digest.hexdigest()

@@ -14,6 +14,10 @@ marshmallow, so answers and error messages are always marshmallow's:
 * :func:`wire_check` — the errors of an already dumped event (what
   marshmallow's ``validate`` would find), without loading it back.
 
+:class:`Id` is the field for every integer row id a client sends (query
+string or body): 1 … 2**63-1, so that no id reaches a 64-bit column (or
+SQLite's INTEGER) out of range.
+
 :class:`Schema` is marshmallow's, loading and dumping through these first; the
 services' API schemas derive from it. A schema with anything these do not know
 (pre/post hooks, other field types, partial loads) is simply marshmallow's.
@@ -27,12 +31,13 @@ naive; everything stored is UTC) is written as UTC, ``+00:00``, by both paths.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow
-from marshmallow import EXCLUDE, RAISE, ValidationError, fields
+from marshmallow import EXCLUDE, RAISE, ValidationError, fields, validate
 from marshmallow.decorators import (
     POST_DUMP,
     POST_LOAD,
@@ -42,7 +47,31 @@ from marshmallow.decorators import (
     VALIDATES_SCHEMA,
 )
 
-__all__ = ["Schema", "plain_dump", "plain_load", "wire_check"]
+__all__ = ["Id", "MAX_ID", "Schema", "plain_dump", "plain_load", "wire_check"]
+
+MAX_ID = 2**63 - 1  # the largest value of a BIGINT (and of SQLite's INTEGER)
+_ID_TEXT = re.compile(r"-?[0-9]{1,40}")
+
+
+class Id(fields.Integer):
+    """An integer row id, 1 … :data:`MAX_ID`: a JSON integer, or its decimal digits in a
+    query string. Anything else (a float, a boolean, ``1e3``, a number past 64 bits) is
+    refused with the field's name, before any query."""
+
+    default_error_messages = {"invalid": "Not a valid id."}
+
+    def __init__(self, **kwargs):
+        validators = kwargs.pop("validate", None) or []
+        validators = list(validators) if isinstance(validators, (list, tuple)) else [validators]
+        in_range = validate.Range(1, MAX_ID, error=f"must be an id from 1 to {MAX_ID}")
+        super().__init__(validate=[in_range, *validators], **kwargs)
+
+    def _validated(self, value):
+        if type(value) is int:
+            return value
+        if type(value) is str and _ID_TEXT.fullmatch(value):
+            return int(value)
+        raise self.make_error("invalid", input=value)
 
 
 class _Unknown(Exception):
@@ -191,7 +220,7 @@ def _value_load(field: fields.Field) -> Callable[[Any], Any]:
         typed = _exactly(str)
     elif kind is fields.Boolean:
         typed = _exactly(bool)
-    elif kind is fields.Integer:
+    elif kind is fields.Integer or kind is Id:
         typed = _exactly(int)
     elif kind is fields.Float and isinstance(field, fields.Float) and not field.allow_nan:
         typed = _finite_float
@@ -292,7 +321,7 @@ def _value_dump(field: fields.Field) -> Callable[[Any], Any]:
         return _float
     if isinstance(field, fields.Number) and field.as_string:
         raise _Unknown
-    plain = {fields.String: str, fields.Integer: int, fields.Boolean: bool, fields.Dict: dict}.get(kind)
+    plain = {fields.String: str, fields.Integer: int, Id: int, fields.Boolean: bool, fields.Dict: dict}.get(kind)
     if plain is None or getattr(field, "key_field", None) or getattr(field, "value_field", None):
         raise _Unknown
 
@@ -327,7 +356,7 @@ def _float(value):
 # marshmallow as before.
 
 _WIRE_TYPES: dict[type, tuple[type, ...]] = {
-    fields.String: (str,), fields.DateTime: (str,), fields.Integer: (int,),
+    fields.String: (str,), fields.DateTime: (str,), fields.Integer: (int,), Id: (int,),
     fields.Float: (int, float), fields.Boolean: (bool,), fields.Dict: (dict,),
 }
 

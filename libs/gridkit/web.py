@@ -6,7 +6,8 @@ generated from them, RFC 7807 problems for every error (never HTML, never a
 stack trace), request ids, JSON logs, ``/healthz``, ``/readyz`` and
 ``/metrics``, and the security headers every answer carries (:data:`SECURITY_HEADERS`;
 a response that sets its own ``Content-Security-Policy``, e.g. a human-readable page,
-keeps it; :func:`no_store` for answers carrying secrets).
+keeps it; :func:`no_store` for answers carrying secrets). JSON bodies are read by
+:mod:`gridkit.inputs` (a nesting limit); a NUL character anywhere in the request is a 422.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import audit, logs, metrics
+from . import audit, inputs, logs, metrics
+from .pagination import MAX_CURSOR
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
 
@@ -66,7 +68,9 @@ class Blueprint(flask_smorest.Blueprint):
 
     Given a schema class, webargs builds a new instance on every request, and
     building a marshmallow schema (it copies every declared field) cost more than
-    loading the body with it."""
+    loading the body with it. JSON bodies are read by :func:`gridkit.inputs.loads`."""
+
+    ARGUMENTS_PARSER = inputs.BodyParser()
 
     def arguments(self, schema, *args, **kwargs):
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
@@ -109,9 +113,15 @@ def problem_response(problem: Problem) -> Response:
 
 
 class Page(Schema):
-    """Cursor pagination parameters shared by list routes."""
+    """Cursor pagination parameters shared by list routes. A list route declares the
+    shape of its cursor, which then loads to a typed tuple (:mod:`gridkit.pagination`)::
 
-    cursor = fields.String(metadata={"description": "Opaque cursor from the previous page's next_cursor"})
+        class CaseQuery(Page):
+            cursor = CASES.field()
+    """
+
+    cursor = fields.String(validate=validate.Length(max=MAX_CURSOR),
+                           metadata={"description": "Opaque cursor from the previous page's next_cursor"})
     # marshmallow 4 ignores a validator's False return: validators must raise (Range does).
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500),
                            metadata={"description": "1–500"})
@@ -126,8 +136,10 @@ class BoundedInt(IntegerConverter):
 
 
 def _reject_nul() -> None:
-    # PostgreSQL text cannot hold NUL; no legitimate input has one.
-    if "\x00" in request.path or b"\x00" in request.query_string \
+    # PostgreSQL text cannot hold NUL; no legitimate input has one. The path is decoded
+    # already; a query string is checked raw and percent-encoded (%00).
+    query = request.query_string
+    if "\x00" in request.path or (query and (b"\x00" in query or b"%00" in query)) \
             or (request.is_json and b"\\u0000" in request.get_data()):
         raise Problem(422, "text must not contain NUL characters", type="validation-error",
                       title="Unprocessable Content", errors={"request": ["contains a NUL character"]})
@@ -135,6 +147,7 @@ def _reject_nul() -> None:
 
 def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     app = Flask(spec.name)
+    app.json = inputs.JSONProvider(app)
     app.url_map.converters["int"] = BoundedInt
     app.config.update(
         TESTING=testing,

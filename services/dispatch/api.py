@@ -13,9 +13,9 @@ from sqlalchemy import false, or_, select, true
 from sqlalchemy.orm import Session
 
 from gridkit.auth import Principal, current_principal, require_roles
-from gridkit.pagination import paginate
+from gridkit.pagination import Cursor, Text, paginate
 from gridkit.problems import Conflict, Forbidden, Invalid, NotFound
-from gridkit.schemas import Schema
+from gridkit.schemas import MAX_ID, Id, Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 
@@ -40,6 +40,8 @@ blp = Blueprint("dispatch", __name__, description="Cases: routing, approval, cla
 CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", error="letters, digits, . _ - only")
 TEXT = validate.Length(min=1, max=4000)
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Cases are listed in id order (UUIDv7: oldest first); a page's cursor is the last case id.
+CASES = Cursor(Text(36))
 PHOTO_ID = validate.Regexp(r"^[A-Za-z0-9._-]{1,64}$", error="a photo id from intake")
 
 
@@ -165,12 +167,14 @@ class CasePage(Schema):
 
 
 class QueueQuery(Page):
+    cursor = CASES.field()
     which = fields.String(load_default="all", validate=validate.OneOf(("offered", "claimed", "all")),
                           metadata={"description": "offered to me, claimed by me, or both"})
 
 
 class CaseQuery(Page):
-    grid = fields.Integer(validate=validate.Range(1, 2**63 - 1))
+    cursor = CASES.field()
+    grid = Id()
     state = fields.String(validate=validate.OneOf(domain.STATES))
     network = fields.String(validate=validate.Length(max=32))
     community = fields.String(validate=CODE)
@@ -182,8 +186,8 @@ class CaseQuery(Page):
 
 
 class ApproveIn(Schema):
-    grid_id = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 2**63 - 1),
-                             metadata={"description": "Route to another grid of the case's network"})
+    grid_id = Id(load_default=None, allow_none=True,
+                 metadata={"description": "Route to another grid of the case's network"})
     reason = fields.String(load_default=None, allow_none=True, validate=TEXT)
 
 
@@ -394,7 +398,7 @@ def visible_filter(actor: Principal, snapshot: Snapshot):
         kind, _, ident = scope.partition(":")
         if scope == "county":
             return true()
-        if kind == "grid" and ident.isdigit():
+        if kind == "grid" and ident.isdigit() and int(ident) <= MAX_ID:  # a scope the database can hold
             grid_roots.add(int(ident))
         elif kind == "division":
             division_codes.add(ident)
@@ -413,7 +417,7 @@ def visible_filter(actor: Principal, snapshot: Snapshot):
 
 
 def page(session: Session, query, args: dict, at: datetime) -> dict:
-    rows, next_cursor = paginate(session, query, [Case.id], args.get("cursor"), args["limit"])
+    rows, next_cursor = paginate(session, query, [Case.id], args.get("cursor"), args["limit"], CASES)
     return {"items": [case_view(session, case, at) for case in rows], "next_cursor": next_cursor}
 
 

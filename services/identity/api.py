@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import base64
 import secrets
-import uuid
 from datetime import UTC, datetime
 
 from flask import request
@@ -20,7 +18,8 @@ from gridkit.auth import (
     current_principal,
     require_roles,
 )
-from gridkit.problems import Forbidden, Invalid, NotFound
+from gridkit.pagination import Cursor, Uuid
+from gridkit.problems import Forbidden, NotFound
 from gridkit.schemas import Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page, no_store
@@ -30,6 +29,8 @@ from .events import CODE_PURPOSES, LANGUAGES
 from .tables import ContactRead, RoleGrant, StatusChange, User
 
 blp = Blueprint("identity", __name__, description="People, accounts, role grants and tokens")
+# Accounts are listed in id order; a page's cursor is the last account's id.
+USERS = Cursor(Uuid())
 
 Name = lambda: fields.String(required=True, validate=validate.Length(1, 50))  # noqa: E731
 Phone = lambda **kw: fields.String(validate=validate.Regexp(domain.PHONE, error="not a mainland mobile number"), **kw)  # noqa: E731
@@ -102,6 +103,7 @@ class UserOut(Schema):
 
 
 class UserQuery(Page):
+    cursor = USERS.field()
     kind = fields.String(validate=validate.OneOf(domain.KINDS))
 
 
@@ -298,20 +300,13 @@ def list_users(query):
     if query.get("kind"):
         stmt = stmt.where(User.kind == query["kind"])
     if query.get("cursor"):
-        stmt = stmt.where(User.id > _decode_cursor(query["cursor"]))
+        stmt = stmt.where(User.id > query["cursor"][0])
     with runtime().db.transaction() as session:
         users = session.scalars(stmt).all()
     page = users[:query["limit"]]
     more = len(users) > query["limit"]
     return {"items": [present(u, current_principal()) for u in page],
-            "next_cursor": base64.urlsafe_b64encode(page[-1].id.encode()).decode() if more else None}
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        return str(uuid.UUID(base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()))
-    except ValueError:
-        raise Invalid({"cursor": ["not a cursor from this API"]}) from None
+            "next_cursor": USERS.encode(page[-1].id) if more else None}
 
 
 @blp.get("/users/<user_id>")

@@ -23,9 +23,9 @@ from gridkit.crypto import DataKey
 from gridkit.db import insert_at_commit
 from gridkit.i18n import request_language
 from gridkit.idempotency import IDEMPOTENCY_PARAMETER
-from gridkit.pagination import decode_cursor, encode_cursor
+from gridkit.pagination import Cursor, Text
 from gridkit.problems import Conflict, Forbidden, Invalid, NotFound, Problem
-from gridkit.schemas import Schema
+from gridkit.schemas import Id, Schema
 from gridkit.service import runtime
 from gridkit.web import Blueprint, Page
 
@@ -62,6 +62,8 @@ CODE = validate.Regexp(r"^[a-z][a-z0-9_]{1,63}$", error="lowercase letters, digi
 NETWORK = validate.Regexp(r"^[a-z][a-z0-9_-]{1,31}$", error="lowercase letters, digits, _ -")
 PHONE = validate.Regexp(r"^\+?[0-9][0-9-]{4,19}$", error="digits, optionally +country and dashes")
 USER_ID = validate.Length(min=1, max=64)
+# Petitions are listed newest first; a page's cursor is the last one's (submitted_at, id).
+NEWEST_FIRST = Cursor(datetime, Text(36))
 
 
 # --------------------------------------------------------------------------
@@ -102,7 +104,7 @@ class CategoryOut(CategoryIn):
 class PlaceIn(Schema):
     lon = fields.Float(validate=validate.Range(-180, 180))
     lat = fields.Float(validate=validate.Range(-90, 90))
-    building_id = fields.Integer(validate=validate.Range(1, 2**63 - 1))
+    building_id = Id()
 
     @validates_schema
     def point_or_building(self, data, **kwargs):
@@ -181,7 +183,11 @@ class PetitionPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-class StaffQuery(Page):
+class PetitionsQuery(Page):
+    cursor = NEWEST_FIRST.field()
+
+
+class StaffQuery(PetitionsQuery):
     status = fields.String(validate=validate.OneOf(tuple(domain.RANK) + domain.TERMINAL))
     category = fields.String(validate=validate.Length(1, 64))
 
@@ -301,22 +307,17 @@ def petition_out(session: Session, p: Petition | SimpleNamespace, principal: Pri
     }
 
 
-def page_of(session: Session, stmt, cursor: str | None, limit: int, principal: Principal) -> dict:
+def page_of(session: Session, stmt, after: tuple | None, limit: int, principal: Principal) -> dict:
     """Newest first, keyed by (submitted_at, id): stable under inserts."""
-    if cursor:
-        values = decode_cursor(cursor)
-        try:
-            at, last_id = datetime.fromisoformat(values[0]), str(values[1])
-        except (IndexError, TypeError, ValueError):
-            raise Invalid({"cursor": ["not a cursor this API gave out"]}) from None
-        stmt = stmt.where(tuple_(Petition.submitted_at, Petition.id) < tuple_(at, last_id))
+    if after:
+        stmt = stmt.where(tuple_(Petition.submitted_at, Petition.id) < tuple_(*after))
     rows = session.scalars(stmt.order_by(Petition.submitted_at.desc(), Petition.id.desc())
                            .limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     items = [petition_out(session, p, principal) for p in rows]
     last = rows[-1] if rows else None
-    return {"items": items, "next_cursor": encode_cursor([aware(last.submitted_at).isoformat(), last.id])
+    return {"items": items, "next_cursor": NEWEST_FIRST.encode(aware(last.submitted_at), last.id)
             if more and last else None}
 
 
@@ -580,7 +581,7 @@ def list_petitions(query):
 
 @blp.get("/me/petitions")
 @authenticated
-@blp.arguments(Page, location="query", unknown=RAISE)
+@blp.arguments(PetitionsQuery, location="query", unknown=RAISE)
 @blp.response(200, PetitionPage)
 def my_petitions(query):
     """Petitions I reported and those I follow (me too, or merged into), newest first."""

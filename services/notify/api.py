@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from gridkit.auth import authenticated, current_principal, require_roles
 from gridkit.crypto import mask_phone
-from gridkit.pagination import decode_cursor, encode_cursor
+from gridkit.pagination import Cursor, RowId, paginate
 from gridkit.problems import Invalid, NotFound
 from gridkit.schemas import Schema
 from gridkit.service import runtime
@@ -28,6 +28,8 @@ blp = Blueprint("notify", __name__, description="Notices: my inbox with live pus
 OPERATORS = ("sysadmin", "county_admin")
 PHONE = validate.Regexp(r"^\+?[0-9]{6,15}$", error="digits only, optionally with a leading +")
 STATUSES = ("pending", "sent", "dead")
+# Notices and deliveries are listed newest first; a page's cursor is the last id given out.
+NEWEST_FIRST = Cursor(RowId())
 
 
 # --------------------------------------------------------------------------
@@ -62,6 +64,7 @@ class NoticePage(Schema):
 
 
 class NoticeQuery(Page):
+    cursor = NEWEST_FIRST.field()
     unread = fields.Boolean(load_default=False, metadata={"description": "only notices not yet read"})
 
 
@@ -108,6 +111,7 @@ class PreferencesOut(Schema):
 
 
 class DeliveryQuery(Page):
+    cursor = NEWEST_FIRST.field()
     status = fields.String(validate=validate.OneOf(STATUSES))
     channel = fields.String(validate=validate.OneOf(rules.OUTSIDE_CHANNELS))
 
@@ -141,17 +145,10 @@ def me() -> str:
     return current_principal().subject
 
 
-def newest_first(session, query, model, cursor: str | None, limit: int) -> dict:
+def newest_first(session, query, model, after: tuple | None, limit: int) -> dict:
     """A page ordered by id, newest first; the cursor is the last id returned."""
-    if cursor:
-        values = decode_cursor(cursor)
-        if len(values) != 1 or type(values[0]) is not int:
-            raise Invalid({"cursor": ["not a cursor this API gave out"]})
-        query = query.where(model.id < values[0])
-    rows = session.scalars(query.order_by(model.id.desc()).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": rows, "next_cursor": encode_cursor([rows[-1].id]) if more and rows else None}
+    rows, next_cursor = paginate(session, query, [model.id], after, limit, NEWEST_FIRST, descending=True)
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 def mask_email(email: str) -> str:
@@ -239,7 +236,7 @@ def my_stream():
     last_event_id = None
     header = request.headers.get("Last-Event-ID", "").strip()
     if header:
-        if not header.isdigit() or len(header) > 18:
+        if not (header.isascii() and header.isdigit()) or len(header) > 18:  # "²".isdigit() too
             raise Invalid({"Last-Event-ID": ["must be a notice id this stream sent"]})
         last_event_id = int(header)
     body = stream_notices(rt.db, rt.extras["broadcaster"], me(), last_event_id=last_event_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select
@@ -143,16 +142,3 @@ def effective(instant: datetime | None, fieldname: str, after: datetime | None =
     if after is not None and instant <= after:
         raise Invalid({fieldname: [f"must be after the current version's start ({after.isoformat()})"]})
     return instant
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid({"cursor": ["not a cursor from this API"]}) from None

@@ -29,9 +29,7 @@ from .common import (
     children_of,
     current_geom,
     current_grid,
-    decode_cursor,
     effective,
-    encode_cursor,
     geometry_of,
     grid_data,
     latest_version,
@@ -41,6 +39,7 @@ from .common import (
     reject,
 )
 from .schemas import (
+    BY_ID,
     CoverageOut,
     GridIn,
     GridOut,
@@ -63,7 +62,9 @@ def list_grids(query):
                 .join(Network, Network.id == Grid.network_id)
                 .join(GridVersion, and_(GridVersion.grid_id == Grid.id, GridVersion.valid_to.is_(None)))
                 .outerjoin(Division, Division.id == Grid.division_id)
-                .where(Grid.retired_at.is_(None), Grid.id > decode_cursor(query.get("cursor"))))
+                .where(Grid.retired_at.is_(None)))
+        if query.get("cursor"):
+            stmt = stmt.where(Grid.id > query["cursor"][0])
         if "network" in query:
             stmt = stmt.where(Network.code == query["network"])
         for name, column in (("level", Grid.level), ("parent", Grid.parent_id),
@@ -79,7 +80,7 @@ def list_grids(query):
             if not query["boundary"]:
                 data.pop("boundary")
             items.append(data)
-        return {"items": items, "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+        return {"items": items, "next_cursor": BY_ID.encode(rows[-1][0].id) if more else None}
 
 
 @blp.post("/grids")

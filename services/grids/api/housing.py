@@ -31,12 +31,11 @@ from .common import (
     authorize_grid,
     blp,
     current_geom,
-    decode_cursor,
-    encode_cursor,
     parent_lookup,
     reject,
 )
 from .schemas import (
+    BY_ID,
     BuildingIn,
     BuildingOut,
     BuildingPage,
@@ -104,14 +103,16 @@ def household_out(session: Session, household: Household, *, reveal: bool | None
 @blp.response(200, BuildingPage)
 def list_buildings(query):
     with runtime().db.sessions() as session:
-        stmt = select(Building).where(Building.id > decode_cursor(query.get("cursor")))
+        stmt = select(Building)
+        if query.get("cursor"):
+            stmt = stmt.where(Building.id > query["cursor"][0])
         if "grid" in query:
             stmt = stmt.where(Building.grid_id == query["grid"])
         rows = session.execute(stmt.order_by(Building.id).limit(query["limit"] + 1)).scalars().all()
         more = len(rows) > query["limit"]
         rows = rows[:query["limit"]]
         return {"items": [building_out(session, b, units=False) for b in rows],
-                "next_cursor": encode_cursor(rows[-1].id) if more else None}
+                "next_cursor": BY_ID.encode(rows[-1].id) if more else None}
 
 
 @blp.post("/buildings")

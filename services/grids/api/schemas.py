@@ -7,7 +7,8 @@ from datetime import date, datetime
 import numpy as np
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from gridkit.schemas import Schema
+from gridkit.pagination import Cursor, RowId
+from gridkit.schemas import Id, Schema
 from gridkit.web import Page
 
 from .. import domain, importer
@@ -16,6 +17,8 @@ MAX_POINTS = 10_000
 CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", error="letters, digits, . _ - only")
 NETWORK_CODE = validate.Regexp(r"^[a-z][a-z0-9_-]{1,31}$", error="lowercase letters, digits, _ -")
 NAME = validate.Length(min=1, max=200)
+# Grids and buildings are listed in id order: a page's cursor is the last id given out.
+BY_ID = Cursor(RowId())
 
 
 
@@ -93,8 +96,8 @@ class GridIn(Schema):
     level = fields.Integer(load_default=None, validate=validate.Range(1, 10))
     kind = fields.String(load_default="regular", validate=validate.OneOf(domain.GRID_KINDS))
     institution = fields.String(load_default=None, allow_none=True, validate=NAME)
-    parent_id = fields.Integer(load_default=None, allow_none=True)
-    division_id = fields.Integer(load_default=None, allow_none=True)
+    parent_id = Id(load_default=None, allow_none=True)
+    division_id = Id(load_default=None, allow_none=True)
     boundary = fields.Dict(required=True)
     valid_from = Instant(load_default=None)
 
@@ -132,9 +135,10 @@ class GridPage(Schema):
 
 
 class GridQuery(Page):
+    cursor = BY_ID.field()
     network = fields.String(validate=NETWORK_CODE)
     level = fields.Integer(validate=validate.Range(1, 10))
-    parent = fields.Integer()
+    parent = Id()
     kind = fields.String(validate=validate.OneOf(domain.GRID_KINDS))
     code = fields.String(validate=validate.Length(max=128))
     boundary = fields.Boolean(load_default=False, metadata={"description": "include boundaries"})
@@ -164,7 +168,7 @@ class HistoryOut(Schema):
 class StaffIn(Schema):
     user_id = fields.UUID(required=True)
     role = fields.String(required=True, validate=validate.OneOf(domain.STAFF_ROLES))
-    building_id = fields.Integer(load_default=None, allow_none=True)
+    building_id = Id(load_default=None, allow_none=True)
 
     @validates_schema
     def _building(self, data, **kwargs):
@@ -193,7 +197,7 @@ class StaffList(Schema):
 class BuildingIn(Schema):
     code = fields.String(required=True, validate=CODE)
     name = fields.String(required=True, validate=NAME)
-    grid_id = fields.Integer(required=True)
+    grid_id = Id(required=True)
     location = fields.Dict(required=True)
     outline = fields.Dict(load_default=None, allow_none=True)
 
@@ -236,7 +240,8 @@ class BuildingOut(Schema):
 
 
 class BuildingQuery(Page):
-    grid = fields.Integer()
+    cursor = BY_ID.field()
+    grid = Id()
 
 
 class BuildingPage(Schema):

@@ -41,6 +41,8 @@ def test_wrong_type_names_the_field(client):
     ("/notes", {"title": "a\u0000b", "priority": 2}),  # PostgreSQL text cannot hold it
     ("/notes/%00", None),
     ("/notes?title=%00&x=\x00", None),
+    ("/notes?title=a%00b", None),  # percent-encoded: werkzeug decodes it to a NUL
+    ("/notes?%00=1", None),
 ])
 def test_a_nul_character_anywhere_is_a_422_problem(client, path, body):
     response = client.post(path, json=body) if body else client.get(path)
