@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import current_app
 
-from . import access, migrations
+from . import access, migrations, privacy
 from .access import RevokedAccess
 from .auth import TokenVerifier
 from .bus import Bus
@@ -53,11 +53,15 @@ class ServiceSpec:
     # embedded mode), e.g. a deadline sweep or a delivery loop: each is called as
     # ``loop(runtime, stop)`` in its own thread and returns once ``stop`` is set.
     background: list[Callable[[Runtime, threading.Event], None]] = field(default_factory=list)
+    # What the service holds about people, to export and to erase (gridkit.privacy);
+    # privacy.HOLDS_NOTHING when it keeps nothing. Every registered service declares one.
+    personal_data: privacy.PersonalData | None = None
 
     def __post_init__(self) -> None:
         # Every service obeys identity's account lifecycle: the kit subscribes it.
         self.subscriptions = self.subscriptions or Subscriptions(self.name)
         access.subscribe(self.subscriptions, self.base.metadata)
+        privacy.subscribe(self)
 
 
 @dataclass
@@ -86,6 +90,8 @@ class Runtime:
                 settings.jwks_url, issuer=settings.token_issuer, audience=settings.token_audience),
             revoked_access=RevokedAccess(spec.name, db, spec.base.metadata),
         )
+        # Handlers the kit runs for every service (erasure) reach the runtime the same way.
+        db.sessions.configure(info={METADATA: spec.base.metadata, privacy.RUNTIME: runtime})
         if migrate:
             runtime.migrate()
         if spec.setup:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import audit, logs, metrics
+from . import audit, logs, metrics, privacy
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
 
@@ -135,6 +135,7 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     for blueprint in spec.blueprints():
         api.register_blueprint(blueprint)
     api.register_blueprint(audit.blueprint())  # every service's audit trail, for auditors
+    api.register_blueprint(privacy.blueprint())  # what the service holds about the caller (PIPL)
     app.extensions["gridgov.api"] = api
 
     @app.before_request
