@@ -11,6 +11,7 @@ from gridkit.service import Runtime, ServiceSpec
 from . import api
 from .events import catalogue
 from .keys import Keyring
+from .personal_data import Accounts
 from .tables import Base, inbox, outbox
 
 
@@ -39,4 +40,5 @@ spec = ServiceSpec(
     outbox=outbox,
     inbox=inbox,
     setup=setup,
+    personal_data=Accounts(),
 )
