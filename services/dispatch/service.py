@@ -13,6 +13,7 @@ from gridkit.service import Runtime, ServiceSpec
 from . import api, cases
 from .events import catalogue
 from .handlers import subscriptions
+from .personal_data import Cases
 from .tables import Base, inbox, outbox
 
 log = logging.getLogger(__name__)
@@ -56,4 +57,5 @@ spec = ServiceSpec(
     subscriptions=subscriptions,
     setup=setup,
     background=[deadline_sweep],
+    personal_data=Cases(),
 )
