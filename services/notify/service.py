@@ -15,6 +15,8 @@ from .config import NotifyConfig
 from .deliveries import delivery_loop
 from .events import catalogue
 from .handlers import subscriptions
+from .personal_data import Notices
+from .retention import forget_old_notices, notice_retention_days
 from .stream import NOTICES_CHANNEL, Broadcaster, notice_json, notify_payloads
 from .tables import Base, inbox, outbox
 
@@ -25,8 +27,10 @@ def setup(runtime: Runtime) -> None:
     deliveries_due = threading.Event()
     runtime.extras.update(notify_config=config, sealer=DataKey.from_settings(runtime.settings),
                           broadcaster=broadcaster, deliveries_due=deliveries_due)
-    # Handlers receive only a session: it carries the config they need.
-    runtime.db.sessions.configure(info={"notify_config": config})
+    runtime.extras.setdefault("notice_retention_days", notice_retention_days(runtime.settings))
+    # Handlers receive only a session: it carries the config they need (beside what the
+    # kit put there: the service's metadata and runtime).
+    runtime.db.sessions.configure(info={**runtime.db.sessions.kw.get("info", {}), "notify_config": config})
 
     def before_commit(session) -> None:
         notices = session.info.get("notices_written")
@@ -67,5 +71,6 @@ spec = ServiceSpec(
     inbox=inbox,
     subscriptions=subscriptions,
     setup=setup,
-    background=[delivery_loop],
+    background=[delivery_loop, forget_old_notices],
+    personal_data=Notices(),
 )
