@@ -25,7 +25,7 @@ from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, insert,
 from sqlalchemy.orm import Session
 
 from .auth import Principal, current_principal, require_roles
-from .db import METADATA
+from .db import METADATA, insert_at_commit
 from .outbox import ID
 from .pagination import Cursor, RowId
 from .schemas import Schema
@@ -56,11 +56,25 @@ def record(session: Session, actor: Principal, action: str, *, subject_id: str |
            resource: str | None = None, reason: str | None = None) -> None:
     """One line of the trail, written with the caller's transaction."""
     session.execute(insert(session.info[METADATA].tables[TABLE]).values(
-        at=datetime.now(UTC), actor_id=actor.subject[:64],
-        actor_roles=",".join(sorted({grant.role for grant in actor.grants}))[:200],
-        action=action[:64], subject_id=subject_id[:64] if subject_id else None,
-        resource=resource[:200] if resource else None, reason=reason[:200] if reason else None,
-        request_id=(g.get("request_id") if g else None)))
+        _line_row(actor, action, subject_id, resource, reason)))
+
+
+def record_at_commit(session: Session, actor: Principal, action: str, *, subject_id: str | None,
+                     resource: str | None = None, reason: str | None = None) -> None:
+    """:func:`record`, the line written when the transaction commits, with the other lines
+    and rows queued for it in one statement (a page of fifty petitions read by an admin
+    is one INSERT, not fifty). Same guarantee: the read commits with its lines or not at all."""
+    insert_at_commit(session, session.info[METADATA].tables[TABLE],
+                     _line_row(actor, action, subject_id, resource, reason))
+
+
+def _line_row(actor: Principal, action: str, subject_id: str | None, resource: str | None,
+              reason: str | None) -> dict:
+    return {"at": datetime.now(UTC), "actor_id": actor.subject[:64],
+            "actor_roles": ",".join(sorted({grant.role for grant in actor.grants}))[:200],
+            "action": action[:64], "subject_id": subject_id[:64] if subject_id else None,
+            "resource": resource[:200] if resource else None, "reason": reason[:200] if reason else None,
+            "request_id": (g.get("request_id") if g else None)}
 
 
 # --- reading the trail ----------------------------------------------------------------------

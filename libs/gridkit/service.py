@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import current_app
 
-from . import access, migrations
+from . import access, migrations, privacy
 from .access import RevokedAccess
 from .auth import TokenVerifier
 from .bus import Bus
@@ -53,11 +53,15 @@ class ServiceSpec:
     # embedded mode), e.g. a deadline sweep or a delivery loop: each is called as
     # ``loop(runtime, stop)`` in its own thread and returns once ``stop`` is set.
     background: list[Callable[[Runtime, threading.Event], None]] = field(default_factory=list)
+    # What the service holds about people, to export and to erase (gridkit.privacy);
+    # privacy.HOLDS_NOTHING when it keeps nothing. Every registered service declares one.
+    personal_data: privacy.PersonalData | None = None
 
     def __post_init__(self) -> None:
         # Every service obeys identity's account lifecycle: the kit subscribes it.
         self.subscriptions = self.subscriptions or Subscriptions(self.name)
         access.subscribe(self.subscriptions, self.base.metadata)
+        privacy.subscribe(self)
 
 
 @dataclass
@@ -75,8 +79,6 @@ class Runtime:
               verifier: TokenVerifier | None = None, migrate: bool = False) -> Runtime:
         settings = settings or Settings.from_env(spec.name)
         db = Database(settings.database_url)
-        # Kit helpers find the service's tables (audit trail, revocations) through the session.
-        db.sessions.configure(info={METADATA: spec.base.metadata})
         runtime = cls(
             spec=spec,
             settings=settings,
@@ -86,11 +88,19 @@ class Runtime:
                 settings.jwks_url, issuer=settings.token_issuer, audience=settings.token_audience),
             revoked_access=RevokedAccess(spec.name, db, spec.base.metadata),
         )
+        # Kit helpers find the service's tables (audit trail, revocations) through the session,
+        # and the handlers the kit runs for every service (erasure) the runtime.
+        runtime.share_with_sessions(**{METADATA: spec.base.metadata, privacy.RUNTIME: runtime})
         if migrate:
             runtime.migrate()
         if spec.setup:
             spec.setup(runtime)
         return runtime
+
+    def share_with_sessions(self, **values: Any) -> None:
+        """Put ``values`` in the ``info`` of every session this runtime opens, beside what is
+        there already: event handlers get only a session, and find what they need in it."""
+        self.db.sessions.configure(info={**(self.db.sessions.kw.get("info") or {}), **values})
 
     @property
     def outbox(self) -> Outbox:

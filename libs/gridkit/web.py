@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import audit, inputs, logs, metrics
+from . import audit, inputs, logs, metrics, privacy
 from .pagination import MAX_CURSOR
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
@@ -173,6 +173,7 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     for blueprint in spec.blueprints():
         api.register_blueprint(blueprint)
     api.register_blueprint(audit.blueprint())  # every service's audit trail, for auditors
+    api.register_blueprint(privacy.blueprint())  # what the service holds about the caller (PIPL)
     app.extensions["gridgov.api"] = api
 
     @app.before_request

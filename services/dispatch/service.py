@@ -13,6 +13,7 @@ from gridkit.service import Runtime, ServiceSpec
 from . import api, cases
 from .events import catalogue
 from .handlers import subscriptions
+from .personal_data import Cases
 from .tables import Base, inbox, outbox
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 def setup(runtime: Runtime) -> None:
     # Every door (HTTP, events, the sweep) has a session: it carries the local time zone
     # that working hours count in (workdays.calendar).
-    runtime.db.sessions.configure(info={"timezone": runtime.settings.tz})
+    runtime.share_with_sessions(timezone=runtime.settings.tz)
     runtime.extras["rating_days"] = int(os.environ.get("GRIDGOV_DISPATCH_RATING_DAYS", cases.DEFAULT_RATING_DAYS))
     runtime.extras["sweep_seconds"] = float(os.environ.get("GRIDGOV_DISPATCH_SWEEP_SECONDS", "5"))
 
@@ -59,4 +60,5 @@ spec = ServiceSpec(
     subscriptions=subscriptions,
     setup=setup,
     background=[deadline_sweep],
+    personal_data=Cases(),
 )

@@ -10,6 +10,7 @@ from . import api
 from .events import catalogue
 from .handlers import subscriptions
 from .locate import Registry
+from .personal_data import Residence
 from .tables import Base, inbox, outbox
 
 
@@ -32,4 +33,5 @@ spec = ServiceSpec(
     inbox=inbox,
     subscriptions=subscriptions,
     setup=setup,
+    personal_data=Residence(),
 )

@@ -19,13 +19,33 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gridkit import privacy
 from gridkit.crypto import DataKey
+from gridkit.outbox import SETTLED
 from gridkit.problems import Conflict, Problem, Unauthorized
 
 from . import domain
-from .events import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_ENABLED, USER_REGISTERED
+from .events import (
+    CODE_ISSUED,
+    RECIPIENT_PURPOSE,
+    ROLE_GRANTED,
+    ROLE_REVOKED,
+    USER_DISABLED,
+    USER_ENABLED,
+    USER_ERASED,
+    USER_REGISTERED,
+)
 from .keys import Keyring
-from .tables import LoginAttempt, RefreshToken, RoleGrant, StatusChange, User, outbox
+from .tables import (
+    CodeRequest,
+    LoginAttempt,
+    OneTimeCode,
+    RefreshToken,
+    RoleGrant,
+    StatusChange,
+    User,
+    outbox,
+)
 
 # OWASP's argon2id baseline (19 MiB, t=2, p=1).
 hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -176,6 +196,86 @@ def enable(session: Session, user: User, *, by: str, reason: str) -> None:
                   subject=user.id)
     if user.kind == "resident":
         grant(session, user, "resident", "county", by=by)
+
+
+# --- erasure (PIPL) ---------------------------------------------------------------------------
+
+def erase(session: Session, key: DataKey, user: User, *, by: str | None, reason: str,
+          transit: DataKey) -> datetime:
+    """Erase the person (``by`` None: they asked themselves; else the admin who verified
+    the request in person). Their account keeps its id, so that the cases and figures of
+    every service keep their references, and holds nothing about them any more: a
+    neutral name, no phone, national ID, username or password, no sessions, no grants,
+    disabled for good. ``identity.user.erased`` makes every other service erase what it
+    holds; an account that was still active is first disabled (``identity.user.disabled``),
+    so that what offboarding does elsewhere (staffing ends, held cases go back) happens too.
+    Returns the moment it took effect."""
+    if user.erased_at is not None:
+        raise Conflict("this person's data was already erased")
+    now = utcnow()
+    values = known_values(user, key)
+    for row in list(user.grants):
+        revoke_grant(session, row, by=by)
+        user.grants.remove(row)
+    session.add(StatusChange(user_id=user.id, action="erased", reason=privacy.redact(reason, values) or "",
+                             by=by or user.id, at=now))
+    if not user.disabled:
+        outbox.record(session, USER_DISABLED, {"user_id": user.id, "kind": user.kind, "by": by, "at": now},
+                      subject=user.id)
+    scrub(session, key, user, now, transit)
+    outbox.record(session, USER_ERASED, {"user_id": user.id, "kind": user.kind, "by": by, "at": now},
+                  subject=user.id)
+    return now
+
+
+def known_values(user: User, key: DataKey) -> list[str]:
+    """The clear values that identify the person: what free text must not keep."""
+    contact = contact_of(user, key)
+    return [v for v in (user.display_name, user.username, contact.phone, contact.national_id) if v]
+
+
+def scrub(session: Session, key: DataKey, user: User, at: datetime, transit: DataKey) -> None:
+    """What identity holds about the person, gone (idempotent; no events): the account's
+    personal fields, its sessions and failed logins, the codes texted to the phone (``transit``
+    opens the ones still in the outbox), the reasons admins wrote about it (redacted), and
+    the published events about it still kept in the outbox."""
+    if user.erased_at is not None:
+        return
+    values = known_values(user, key)
+    contact = contact_of(user, key)
+    logins = [key.index(f"username:{user.username}", "login")] if user.username else []
+    if contact.phone:
+        logins.append(key.index(f"phone:{contact.phone}", "login"))
+        forget_codes(session, key.index(contact.phone, "phone"), contact.phone, transit)
+    if logins:
+        session.execute(delete(LoginAttempt).where(LoginAttempt.account_key.in_(logins)))
+    session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
+    for change in session.scalars(select(StatusChange).where(StatusChange.user_id == user.id)):
+        change.reason = privacy.redact(change.reason, values) or ""
+    # Settled events stay a few days for operators to look at; the registration named the
+    # person (a staff member in clear). Pending ones must still go out.
+    t = outbox.table
+    session.execute(delete(t).where(t.c.status.in_(SETTLED), t.c.body.contains(user.id, autoescape=True)))
+    user.display_name = privacy.ERASED_NAME
+    user.username = None
+    user.phone_sealed = user.phone_index = None
+    user.national_id_sealed = user.national_id_index = None
+    user.password_hash = None
+    user.disabled = True
+    user.erased_at = at
+
+
+def forget_codes(session: Session, phone_key: str, phone: str, transit: DataKey) -> None:
+    """Every code of the phone and the requests for them, and the texts of them the outbox
+    still keeps (sealed for notify: only the transit key tells whose they are)."""
+    session.execute(delete(OneTimeCode).where(OneTimeCode.phone_key == phone_key))
+    session.execute(delete(CodeRequest).where(CodeRequest.phone_key == phone_key))
+    t = outbox.table
+    texts = [row_id for row_id, body in session.execute(
+        select(t.c.id, t.c.body).where(t.c.routing_key == CODE_ISSUED.type))
+        if transit.open(json.loads(body)["data"]["recipient_sealed"], RECIPIENT_PURPOSE) == phone]
+    if texts:
+        session.execute(delete(t).where(t.c.id.in_(texts)))
 
 
 def new_client_secret() -> str:

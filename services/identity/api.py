@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+import time
 
 from flask import request
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 from sqlalchemy import select
 
+from gridkit import audit, privacy
 from gridkit.auth import (
     ADMIN_ROLES,
     ROLES,
@@ -26,7 +27,7 @@ from gridkit.web import Blueprint, Page, no_store
 
 from . import accounts, codes, domain
 from .events import CODE_PURPOSES, LANGUAGES
-from .tables import ContactRead, RoleGrant, StatusChange, User
+from .tables import RoleGrant, StatusChange, User
 
 blp = Blueprint("identity", __name__, description="People, accounts, role grants and tokens")
 # Accounts are listed in id order; a page's cursor is the last account's id.
@@ -133,6 +134,32 @@ class ContactOut(Schema):
     id = fields.String()
     name = fields.String()
     phone = fields.String(allow_none=True)
+
+
+class OwnErasureIn(Schema):
+    password = fields.String(load_only=True, validate=validate.Length(max=domain.PASSWORD_MAX), metadata={
+        "description": "Your password, to confirm. An account without a password confirms by "
+                       "logging in afresh (an access token at most 5 minutes old)"})
+
+
+class ErasureIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(5, 200), metadata={
+        "description": "How the request was verified in person (document seen, form number); "
+                       "kept in the audit trail"})
+
+
+class ErasureOut(Schema):
+    user_id = fields.String()
+    erased_at = fields.DateTime()
+    detail = fields.String()
+
+
+class Download(Schema):
+    user_id = fields.String()
+    exported_at = fields.String(metadata={"description": "ISO 8601 with its offset"})
+    about = fields.String()
+    services = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "Each service's part, as its own GET /me/personal-data answers it"})
 
 
 class TokenIn(Schema):
@@ -250,6 +277,15 @@ def _refuse_unless(allowed: bool, what: str) -> None:
         raise Forbidden(what)
 
 
+def _audit_names(session, principal: Principal, users: list[User]) -> None:
+    """A resident's name is personal; staff names are their work identity. Every resident
+    an admin sees (masked phone and ID, their name in clear) is a line of the trail."""
+    for user in users:
+        if user.kind == "resident" and user.id != principal.subject and user.erased_at is None:
+            audit.record_at_commit(session, principal, "read_account", subject_id=user.id,
+                                   resource=f"user:{user.id}")
+
+
 def _client_ip() -> str:
     # Behind a proxy, wrap the app in werkzeug's ProxyFix so this is the real client.
     return (request.remote_addr or "unknown")[:64]
@@ -301,11 +337,13 @@ def list_users(query):
         stmt = stmt.where(User.kind == query["kind"])
     if query.get("cursor"):
         stmt = stmt.where(User.id > query["cursor"][0])
+    principal = current_principal()
     with runtime().db.transaction() as session:
         users = session.scalars(stmt).all()
-    page = users[:query["limit"]]
+        page = users[:query["limit"]]
+        _audit_names(session, principal, page)
     more = len(users) > query["limit"]
-    return {"items": [present(u, current_principal()) for u in page],
+    return {"items": [present(u, principal) for u in page],
             "next_cursor": USERS.encode(page[-1].id) if more else None}
 
 
@@ -316,7 +354,9 @@ def get_user(user_id):
     """One account, masked (admins, or the person themselves)."""
     principal = _admin_or_self(user_id)
     with runtime().db.transaction() as session:
-        return present(_user(session, user_id), principal)
+        user = _user(session, user_id)
+        _audit_names(session, principal, [user])
+        return present(user, principal)
 
 
 @blp.get("/me")
@@ -341,9 +381,8 @@ def read_contact(query, user_id):
     principal = current_principal()
     with runtime().db.transaction() as session:
         user = _user(session, user_id)
-        session.add(ContactRead(reader_id=principal.subject[:36], subject_id=user.id,
-                                reader_roles=",".join(sorted({g.role for g in principal.grants}))[:200],
-                                reason=query["reason"], read_at=datetime.now(UTC)))
+        audit.record(session, principal, "read_contact", subject_id=user.id, resource=f"user:{user.id}",
+                     reason=query["reason"])
         contact = accounts.contact_of(user, _key())
     return {"id": user.id, "name": user.display_name, "phone": contact.phone}
 
@@ -442,6 +481,84 @@ def status_changes(user_id):
         user = _user(session, user_id)
         return session.scalars(select(StatusChange).where(StatusChange.user_id == user.id)
                                .order_by(StatusChange.id)).all()
+
+
+# --- personal data rights (PIPL) -------------------------------------------------------------
+
+ERASURE_DETAIL = ("identity erased the account; every other service erases what it holds about "
+                  "this person within moments (identity.user.erased)")
+
+
+@blp.post("/me/erasure")
+@authenticated
+@blp.arguments(OwnErasureIn)
+@blp.response(202, ErasureOut)
+def erase_me(body):
+    """Erase everything the platform holds about you. Your name, phone, national ID and
+    password go at once and you cannot log in again; every other service erases or
+    anonymises what it holds within moments. Your cases and the figures stay, without you.
+    Confirm with your password (residents; staff ask an admin)."""
+    principal = current_principal()
+    rt = runtime()
+    key = _key()
+    with rt.db.transaction() as session:
+        user = _user(session, principal.subject)
+        has_password = user.password_hash is not None
+        _refuse_unless(user.kind == "resident", "staff accounts are erased by an admin (POST /users/{id}/erasure)")
+    if "password" in body:
+        throttle = accounts.Throttle(rt.db)
+        attempt = throttle.reserve(key.index(f"erasure:{principal.subject}", "login"), _client_ip())
+        with rt.db.transaction() as session:
+            if not accounts._verify(session.get(User, principal.subject).password_hash, body["password"]):
+                raise Forbidden("the password is not right")
+            throttle.succeeded(session, attempt)
+    elif has_password or not domain.fresh_login(principal.issued_at, time.time()):
+        raise Forbidden("confirm with your password" if has_password else
+                        "log in again (a token at most 5 minutes old) to confirm")
+    with rt.db.transaction() as session:
+        user = accounts.lock_user(session, principal.subject)
+        at = accounts.erase(session, key, user, by=None, reason="requested by the person",
+                            transit=runtime().extras["transit_key"])
+    return {"user_id": principal.subject, "erased_at": at, "detail": ERASURE_DETAIL}
+
+
+@blp.post("/users/<user_id>/erasure")
+@require_roles(*domain.ERASERS)
+@blp.arguments(ErasureIn)
+@blp.response(202, ErasureOut)
+def erase_user(body, user_id):
+    """Erase a person who asked in person (identity verified at a service window, or a
+    former employee): as ``POST /me/erasure``, recorded in the audit trail with how the
+    request was verified. county_admin: anyone but a sysadmin; sysadmin: anyone. Not your
+    own account, not a service account."""
+    principal = current_principal()
+    key = _key()
+    with runtime().db.transaction() as session:
+        user = accounts.lock_user(session, user_id) if len(user_id) <= 36 else None
+        if user is None:
+            raise NotFound("user", user_id)
+        try:
+            domain.check_erasure(principal, user.id, user.kind, accounts.held_grants(session, user))
+        except domain.RuleBroken as exc:
+            raise Forbidden(str(exc)) from None
+        reason = privacy.redact(body["reason"], accounts.known_values(user, key))
+        at = accounts.erase(session, key, user, by=principal.subject, reason=reason or "",
+                            transit=runtime().extras["transit_key"])
+        audit.record(session, principal, "erase", subject_id=user.id, resource=f"user:{user.id}", reason=reason)
+    return {"user_id": user_id, "erased_at": at, "detail": ERASURE_DETAIL}
+
+
+@blp.get("/me/personal-data/download")
+@authenticated
+@blp.response(200, Download)
+def download_personal_data():
+    """Everything the platform holds about you, one JSON document: identity's part and
+    every other service's, each fetched from that service's own ``GET /me/personal-data``
+    with your token. 503 naming the services that did not answer (retry shortly)."""
+    principal = current_principal()
+    document = privacy.collect(runtime(), principal.subject)
+    day = document["exported_at"][:10]
+    return document, 200, {"Content-Disposition": f'attachment; filename="gridgov-personal-data-{day}.json"'}
 
 
 # --- grants --------------------------------------------------------------------------------

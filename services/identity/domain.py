@@ -20,6 +20,8 @@ GRID_ADMIN_ROLES = ("community_admin", "street_admin")
 # Roles a community/street admin may hand out inside their own grid scope.
 GRID_STAFF_ROLES = ("grid_worker", "grid_head", "building_manager", "volunteer")
 CONTACT_READERS = ("county_admin", "community_admin")
+# Who erases a person who asked in person (PIPL); residents erase themselves.
+ERASERS = ("county_admin", "sysadmin")
 
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 NATIONAL_ID = re.compile(r"^\d{17}[\dX]$")
@@ -29,6 +31,8 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 
 ACCESS_TOKEN_TTL = timedelta(minutes=10)
+# An account without a password confirms its erasure with a token this fresh.
+FRESH_LOGIN = timedelta(minutes=5)
 REFRESH_TOKEN_TTL = timedelta(days=30)
 # A retired key stays published until every token it signed has expired (+ verifier leeway).
 KEY_RETIREMENT_DELAY = ACCESS_TOKEN_TTL + timedelta(minutes=1)
@@ -119,6 +123,27 @@ def check_status_change(principal: Principal, target_id: str, target_grants: lis
     if target_grants and all(may_grant(principal, role, scope) for role, scope in target_grants):
         return
     raise RuleBroken("the account is outside your scope")
+
+
+def check_erasure(principal: Principal, target_id: str, target_kind: str,
+                  target_grants: list[tuple[str, str]]) -> None:
+    """Whether ``principal`` (an eraser) may erase the account ``target_id`` for a request
+    made in person; raises when not. Not one's own account (residents erase themselves,
+    an admin's own goes through another admin), not a service account (no person), and
+    a sysadmin only by a sysadmin."""
+    if principal.subject == target_id:
+        raise RuleBroken("you cannot erase your own account here", "user_id")
+    if target_kind == "service":
+        raise RuleBroken("a service account holds no person's data; remove its grants instead")
+    if any(role == "sysadmin" for role, _ in target_grants) and not principal.is_sysadmin:
+        raise RuleBroken("only a sysadmin may erase a sysadmin")
+    if not principal.has_role(*ERASERS):
+        raise RuleBroken("the account is outside your scope")
+
+
+def fresh_login(issued_at: float | None, now: float) -> bool:
+    """Whether a token issued at ``issued_at`` (its iat) is recent enough to confirm an erasure."""
+    return issued_at is not None and 0 <= now - issued_at <= FRESH_LOGIN.total_seconds()
 
 
 def may_set_password(principal: Principal) -> bool:

@@ -11,6 +11,7 @@ from gridkit.service import Runtime, ServiceSpec
 from . import api, codes
 from .events import catalogue
 from .keys import Keyring
+from .personal_data import Accounts
 from .tables import Base, inbox, outbox
 
 
@@ -41,4 +42,5 @@ spec = ServiceSpec(
     inbox=inbox,
     setup=setup,
     background=[codes.forget_old_codes],
+    personal_data=Accounts(),
 )

@@ -34,6 +34,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(TS)
+    # Set when the person's data was erased (PIPL): the row stays so that cases keep
+    # their reference, with a neutral name and nothing else about the person.
+    erased_at: Mapped[datetime | None] = mapped_column(TS)
 
     grants: Mapped[list[RoleGrant]] = relationship(back_populates="user", order_by="RoleGrant.id",
                                                    lazy="selectin")
@@ -148,15 +151,3 @@ class CodeRequest(Base):
     client_ip: Mapped[str] = mapped_column(String(64))
     requested_at: Mapped[datetime] = mapped_column(TS)
 
-
-class ContactRead(Base):
-    """Audit trail of every unmasked read of someone's contact data."""
-
-    __tablename__ = "contact_reads"
-
-    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    reader_id: Mapped[str] = mapped_column(String(36), index=True)
-    reader_roles: Mapped[str] = mapped_column(String(200))
-    subject_id: Mapped[str] = mapped_column(String(36), index=True)
-    reason: Mapped[str] = mapped_column(String(200))
-    read_at: Mapped[datetime] = mapped_column(TS)

@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gridkit import audit
 from gridkit.auth import Principal, authenticated, current_principal, require_roles
 from gridkit.crypto import DataKey
 from gridkit.db import insert_at_commit
@@ -287,6 +288,11 @@ def petition_out(session: Session, p: Petition | SimpleNamespace, principal: Pri
     if view != "hidden" and contact is None:
         key = data_key()
         contact = key.open_optional(p.contact_name, "name"), key.open_optional(p.contact_phone, "phone")
+        if view == "full" and principal.subject != p.reporter_id and any(contact):
+            # Staff reading a resident's contact in clear: a line of the audit trail, written
+            # with the read's transaction (the route's db.transaction()).
+            audit.record_at_commit(session, principal, "read_contact", subject_id=p.reporter_id,
+                                   resource=f"petition:{p.id}")
     contact = domain.shown_contact(view, *contact) if view != "hidden" and contact else None
     if contact is not None:
         reporter = contact | {"id": p.reporter_id if view == "full" else None}
@@ -431,7 +437,10 @@ def get_photo(photo_id):
         if not domain.may_see_photo(principal, photo.uploaded_by, seen):
             raise Forbidden("only its uploader, the reporter, staff and followers of a public report "
                             "may see this photo")
-    data = runtime().extras["photos"].get(photo.sha256)
+    try:
+        data = runtime().extras["photos"].get(photo.sha256)
+    except FileNotFoundError:  # deleted meanwhile (retention, erasure)
+        raise NotFound("photo", photo_id) from None
     return Response(data, content_type=photo.content_type, headers={
         "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
 
@@ -556,7 +565,7 @@ def list_petitions(query):
     """Coarse scope: a county admin sees all; a street/community admin the petitions located in
     the divisions of their scopes (``division:<code>``, or a ``grid:<id>``'s community)."""
     principal = current_principal()
-    with runtime().db.sessions() as session:
+    with runtime().db.transaction() as session:
         stmt = select(Petition)
         if not principal.has_role("county_admin"):
             codes = set()
@@ -586,7 +595,7 @@ def list_petitions(query):
 def my_petitions(query):
     """Petitions I reported and those I follow (me too, or merged into), newest first."""
     principal = current_principal()
-    with runtime().db.sessions() as session:
+    with runtime().db.transaction() as session:
         following = select(Follower.petition_id).where(Follower.user_id == principal.subject)
         stmt = select(Petition).where(or_(Petition.reporter_id == principal.subject,
                                           Petition.id.in_(following)))
@@ -598,7 +607,7 @@ def my_petitions(query):
 @blp.response(200, PetitionOut)
 def get_petition(petition_id):
     principal = current_principal()
-    with runtime().db.sessions() as session:
+    with runtime().db.transaction() as session:
         return petition_out(session, readable(session, petition_id, principal), principal)
 
 

@@ -22,6 +22,11 @@ class PhotoStore:
         """The bytes at ``address``; FileNotFoundError when missing."""
         raise NotImplementedError
 
+    def delete(self, address: str) -> None:
+        """Remove the bytes at ``address`` (nothing when they are gone already). The caller
+        makes sure no photo row refers to them any more (several may: same bytes)."""
+        raise NotImplementedError
+
 
 class FilesystemPhotoStore(PhotoStore):
     def __init__(self, root: Path):
@@ -53,3 +58,9 @@ class FilesystemPhotoStore(PhotoStore):
 
     def get(self, address: str) -> bytes:
         return self._path(address).read_bytes()
+
+    def delete(self, address: str) -> None:
+        try:
+            self._path(address).unlink(missing_ok=True)
+        except FileNotFoundError:  # not an address this store gives out
+            pass

@@ -11,8 +11,10 @@ from . import api
 from .categories import Categories
 from .events import catalogue
 from .handlers import subscriptions
+from .personal_data import Petitions
 from .photos import FilesystemPhotoStore
 from .places import Places
+from .retention import forget_expired_photos, photo_retention_days
 from .tables import Base, idempotency, inbox, outbox
 
 
@@ -21,6 +23,7 @@ def setup(runtime: Runtime) -> None:
     runtime.extras.setdefault("photos", FilesystemPhotoStore(Path(runtime.settings.data_dir) / "photos"))
     runtime.extras.setdefault("places", Places())
     runtime.extras.setdefault("categories", Categories())
+    runtime.extras.setdefault("photo_retention_days", photo_retention_days(runtime.settings))
 
 
 spec = ServiceSpec(
@@ -37,5 +40,7 @@ spec = ServiceSpec(
     inbox=inbox,
     subscriptions=subscriptions,
     setup=setup,
-    background=[idempotency.forget_expired],  # keys older than 24 h
+    # Keys older than 24 h; photos past GRIDGOV_PHOTO_RETENTION_DAYS.
+    background=[idempotency.forget_expired, forget_expired_photos],
+    personal_data=Petitions(),
 )

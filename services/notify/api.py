@@ -9,6 +9,7 @@ from flask import Response, request
 from marshmallow import RAISE, ValidationError, fields, validate, validates
 from sqlalchemy import func, select, update
 
+from gridkit import audit
 from gridkit.auth import authenticated, current_principal, require_roles
 from gridkit.crypto import mask_phone
 from gridkit.pagination import Cursor, RowId, paginate
@@ -314,10 +315,18 @@ def set_preferences(body):
 @blp.arguments(DeliveryQuery, location="query", unknown=RAISE)
 @blp.response(200, DeliveryPage)
 def deliveries(query):
-    with runtime().db.sessions() as session:
+    """Email and SMS deliveries, newest first, for operators. Whom each was for (and a
+    failure's reason, which may quote an address) is personal: every person on the page
+    is a line of the audit trail."""
+    principal = current_principal()
+    with runtime().db.transaction() as session:
         select_ = select(Delivery)
         if query.get("status"):
             select_ = select_.where(Delivery.status == query["status"])
         if query.get("channel"):
             select_ = select_.where(Delivery.channel == query["channel"])
-        return newest_first(session, select_, Delivery, query.get("cursor"), query["limit"])
+        page = newest_first(session, select_, Delivery, query.get("cursor"), query["limit"])
+        for recipient in dict.fromkeys(d.recipient_id for d in page["items"]):
+            audit.record_at_commit(session, principal, "read_deliveries", subject_id=recipient,
+                                   resource="deliveries")
+        return page

@@ -85,6 +85,10 @@ def preferences_of(row: Preference | None) -> rules.Preferences:
                              frozenset(json.loads(row.muted_kinds)))
 
 
+def erased(row: Preference | None) -> bool:
+    return row is not None and row.erased_at is not None
+
+
 def reachable(contact: Contact | None) -> set[str]:
     if contact is None:
         return set()
@@ -118,6 +122,10 @@ def notify(session: Session, event: Event) -> None:
         return
     config = session.info["notify_config"]  # put on every session by service.setup
     prefs, contacts = people_settings(session, {a.recipient_id for a in addressed})
+    # An erased person hears nothing more (their cases go on without them).
+    addressed = [a for a in addressed if not erased(prefs.get(a.recipient_id))]
+    if not addressed:
+        return
     data = with_cases(event.data, directory)
     notices, outside = [], []
     for item in addressed:

@@ -16,6 +16,8 @@ from .config import NotifyConfig
 from .deliveries import delivery_loop
 from .events import catalogue
 from .handlers import subscriptions
+from .personal_data import Notices
+from .retention import forget_old_notices, notice_retention_days
 from .stream import NOTICES_CHANNEL, Broadcaster, notice_json, notify_payloads
 from .tables import Base, inbox, outbox
 
@@ -27,11 +29,12 @@ def setup(runtime: Runtime) -> None:
     sealer = DataKey.from_settings(runtime.settings)
     runtime.extras.update(notify_config=config, sealer=sealer, broadcaster=broadcaster,
                           deliveries_due=deliveries_due)
-    # Handlers receive only a session: it carries the config and keys they need (the transit
-    # key opens what identity sealed for a text message; see contracts.identity).
-    runtime.db.sessions.configure(info={
-        "notify_config": config, "sealer": sealer, "embedded": runtime.settings.embedded,
-        "transit_key": DataKey.from_settings(runtime.settings, context=TRANSIT_CONTEXT)})
+    runtime.extras.setdefault("notice_retention_days", notice_retention_days(runtime.settings))
+    # Handlers receive only a session: it carries the config and keys they need (beside what
+    # the kit put there: the service's metadata and runtime; the transit key opens what
+    # identity sealed for a text message, see contracts.identity).
+    runtime.share_with_sessions(notify_config=config, sealer=sealer, embedded=runtime.settings.embedded,
+                                transit_key=DataKey.from_settings(runtime.settings, context=TRANSIT_CONTEXT))
 
     def before_commit(session) -> None:
         notices = session.info.get("notices_written")
@@ -72,5 +75,6 @@ spec = ServiceSpec(
     inbox=inbox,
     subscriptions=subscriptions,
     setup=setup,
-    background=[delivery_loop],
+    background=[delivery_loop, forget_old_notices],
+    personal_data=Notices(),
 )

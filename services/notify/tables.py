@@ -96,6 +96,8 @@ class Preference(Base):
     channels = Column(Text, nullable=False, default="{}")  # JSON {"email": true, ...}
     muted_kinds = Column(Text, nullable=False, default="[]")  # JSON list of kinds
     updated_at = Column(When, nullable=False, default=utcnow)
+    # The person was erased (PIPL): nothing more is written for them (see personal_data.py).
+    erased_at = Column(When)
 
 
 class DepartmentOfficer(Base):

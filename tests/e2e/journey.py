@@ -95,12 +95,13 @@ class Gridgov:
             "grants": [{"role": role, "scope": scope} for role, scope in grants]})
         return self.login(label, password=password, **login_name)
 
-    def register_resident(self, *, phone: str, name: str, password: str) -> Person:
-        """Ask for a code, read it from the texts the phone received, register with it."""
+    def register_resident(self, *, phone: str, name: str, password: str, **more) -> Person:
+        """Ask for a code, read it from the texts the phone received, register with it
+        (``more``: optional fields such as ``national_id``)."""
         self.post("identity", "/codes", json={"phone": phone, "purpose": "register"}, expect=202)
         code = self.sms.code_for(phone, timeout=PROPAGATION)
         self.post("identity", "/residents", expect=201, json={
-            "phone": phone, "code": code, "name": name, "password": password})
+            "phone": phone, "code": code, "name": name, "password": password} | more)
         return self.login("resident", phone=phone, password=password)
 
     def staff(self, who: Person, grid_id: int, person: Person, role: str) -> None:

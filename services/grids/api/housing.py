@@ -8,6 +8,7 @@ from marshmallow import RAISE
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gridkit import audit
 from gridkit.auth import authenticated, current_principal, require_roles
 from gridkit.db import fetch
 from gridkit.problems import Conflict, Forbidden, Invalid
@@ -93,6 +94,11 @@ def household_out(session: Session, household: Household, *, reveal: bool | None
         reveal = may_see_residents(session, session.get(Building, unit.building_id))
     residents = session.execute(select(Resident.user_id).where(
         Resident.household_id == household.id, Resident.until.is_(None))).scalars().all() if reveal else []
+    principal = current_principal()
+    for user_id in residents:  # who lives where is personal: each one seen is a line of the trail
+        if user_id != principal.subject:
+            audit.record_at_commit(session, principal, "read_residents", subject_id=user_id,
+                                   resource=f"household:{household.id}")
     return {"id": household.id, "unit_id": household.unit_id, "code": household.code,
             "floor": household.floor, "residents": residents}
 
@@ -157,7 +163,9 @@ def create_building(body):
 @authenticated
 @blp.response(200, BuildingOut)
 def get_building(building_id):
-    with runtime().db.sessions() as session:
+    """A building with its units and households; who lives in each only to staff in scope
+    (each resident shown is recorded in the audit trail)."""
+    with runtime().db.transaction() as session:
         building = fetch(session, Building, building_id, "building")
         return building_out(session, building)
 
@@ -201,7 +209,9 @@ def create_household(body, unit_id):
 @authenticated
 @blp.response(200, HouseholdOut)
 def get_household(household_id):
-    with runtime().db.sessions() as session:
+    """A household and who lives there (staff in scope; each resident shown is recorded
+    in the audit trail)."""
+    with runtime().db.transaction() as session:
         household = fetch(session, Household, household_id, "household")
         return household_out(session, household)
 

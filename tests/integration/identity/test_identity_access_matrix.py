@@ -62,6 +62,11 @@ ENDPOINTS = [
     ("POST /service-accounts", {"sysadmin"}, lambda c, h, t, g: c.post(
         "/service-accounts", headers=h, json={"name": "城管系统"})),
     ("POST /keys/rotate", {"sysadmin"}, lambda c, h, t, g: c.post("/keys/rotate", headers=h)),
+    ("GET /me/personal-data", ALL, lambda c, h, t, g: c.get("/me/personal-data", headers=h)),
+    ("POST /me/erasure", {"resident"}, lambda c, h, t, g: c.post(
+        "/me/erasure", headers=h, json={"password": PASSWORD})),
+    ("POST /users/<id>/erasure", {"county_admin", "sysadmin"}, lambda c, h, t, g: c.post(
+        f"/users/{t}/erasure", headers=h, json={"reason": "asked in person, ID seen"})),
 ]
 PUBLIC = [
     ("POST /codes", lambda c, h: ask_code(c, new_phone(), headers=h)),

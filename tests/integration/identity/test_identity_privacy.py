@@ -59,9 +59,11 @@ def test_reading_contact_data_is_audited_and_needs_a_reason(identity, client, pe
                         query_string={"reason": "回访诉求 #1024"})
     assert answer.status_code == 200 and answer.json["phone"] == phone
     with identity.db.engine.connect() as conn:
-        row = conn.execute(text("SELECT reader_id, subject_id, reason, read_at FROM contact_reads")).one()
-    assert (row.reader_id, row.subject_id, row.reason) == (reader, someone["id"], "回访诉求 #1024")
-    assert row.read_at is not None
+        row = conn.execute(text("SELECT actor_id, actor_roles, action, subject_id, resource, reason, at "
+                                "FROM audit_trail WHERE action = 'read_contact'")).one()
+    assert (row.actor_id, row.subject_id, row.reason) == (reader, someone["id"], "回访诉求 #1024")
+    assert (row.actor_roles, row.resource) == ("community_admin", f"user:{someone['id']}")
+    assert row.at is not None
 
 
 def test_phone_and_national_id_are_sealed_at_rest_in_every_table(identity, client):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert
 
-from gridkit import access
+from gridkit import access, privacy, registry
 from gridkit.auth import Principal
+from gridkit.db import METADATA
 from gridkit.testkit import wait_for
 from grids.service import spec as grids_spec
 from identity import demo
@@ -69,3 +71,13 @@ def test_the_view_is_read_at_most_once_a_second_and_old_rows_are_ignored_and_for
     assert revoked.refuses(principal)
     assert "u-old" not in revoked._until  # older than any living token: not even read
     assert access.forget(runtime.db, runtime.spec.base.metadata, datetime.now(UTC) - access.KEEP_FOR) == 1
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_every_service_keeps_the_kits_session_info_after_its_own_setup(make_runtime, name):
+    """A service's setup adds to what its sessions carry; it never drops the kit's part
+    (the kit's handlers find the tables and the runtime there)."""
+    runtime = make_runtime(registry.load(name), db="sqlite")
+    with runtime.db.sessions() as session:
+        assert session.info[METADATA] is runtime.spec.base.metadata
+        assert session.info[privacy.RUNTIME] is runtime
