@@ -1,7 +1,7 @@
 """Service layer: the unit-of-work operations the HTTP routes and the demo seeding share.
 
 Each function takes an open session (the caller commits) except the login flows,
-which need their own transactions for the throttle (see ``Throttle``).
+which need their own transactions for the throttle (see ``throttle.Throttle``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,7 @@ from .tables import (
     User,
     outbox,
 )
+from .throttle import Throttle
 
 # OWASP's argon2id baseline (19 MiB, t=2, p=1).
 hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
@@ -284,46 +285,13 @@ def new_client_secret() -> str:
 
 # --- throttling ----------------------------------------------------------------------------
 
-class Throttle:
-    """Failed-login limits shared by every worker through the database.
-
-    An attempt is *reserved* (inserted and committed) before it is counted, so two
-    concurrent attempts always see each other: with 100 failures on record, no
-    101st attempt can slip through between a check and a write.
-    """
-
-    def __init__(self, db):
-        self.db = db
-
-    def reserve(self, account_key: str, client_ip: str) -> int:
-        now = utcnow()
-        with self.db.transaction() as session:
-            attempt_id = session.execute(insert(LoginAttempt).values(
-                account_key=account_key, client_ip=client_ip, attempted_at=now)
-                .returning(LoginAttempt.id)).scalar_one()
-        with self.db.transaction() as session:
-            waits = [domain.retry_after(limit, self._times(session, column, value, now - limit.window), now)
-                     for limit, column, value in (
-                         (domain.ACCOUNT_LIMIT, LoginAttempt.account_key, account_key),
-                         (domain.CLIENT_LIMIT, LoginAttempt.client_ip, client_ip))]
-            waits = [w for w in waits if w]
-            if waits:
-                # A refused attempt is not a failure: it must not extend the lockout.
-                session.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
-        if waits:
-            raise Problem(429, "too many failed logins; try again later", type="too-many-attempts",
-                          headers={"Retry-After": str(max(waits))})
-        return attempt_id
-
-    @staticmethod
-    def _times(session: Session, column, value: str, since: datetime) -> list[datetime]:
-        return [aware(t) for t in session.scalars(
-            select(LoginAttempt.attempted_at).where(column == value, LoginAttempt.attempted_at > since)
-            .order_by(LoginAttempt.attempted_at, LoginAttempt.id))]
-
-    @staticmethod
-    def succeeded(session: Session, attempt_id: int) -> None:
-        session.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
+def reserve_login(db, account_key: str, client_ip: str) -> tuple[Throttle, int]:
+    """A login attempt, counted per login name and per client address (429 past the limits);
+    the caller releases it when the login succeeds."""
+    throttle = Throttle(db, LoginAttempt, at="attempted_at", detail="too many failed logins; try again later",
+                        type="too-many-attempts")
+    return throttle, throttle.reserve({"account_key": account_key, "client_ip": client_ip},
+                                      [(domain.ACCOUNT_LIMIT, "account_key"), (domain.CLIENT_LIMIT, "client_ip")])
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -342,8 +310,7 @@ def _bad_credentials() -> Problem:
 def login(runtime, *, by: str, identifier: str, password: str, client_ip: str) -> dict:
     """Password grant (people) or client-credentials grant (service accounts, by="client_id")."""
     key: DataKey = runtime.extras["data_key"]
-    throttle = Throttle(runtime.db)
-    attempt = throttle.reserve(key.index(f"{by}:{identifier}", "login"), client_ip)
+    throttle, attempt = reserve_login(runtime.db, key.index(f"{by}:{identifier}", "login"), client_ip)
     with runtime.db.transaction() as session:
         if by == "phone":
             user = find_by_phone(session, key, identifier)
@@ -353,7 +320,7 @@ def login(runtime, *, by: str, identifier: str, password: str, client_ip: str) -
         ok = _verify(user.password_hash if user else None, password) and not user.disabled \
             and (user.kind == "service") == service
         if ok:
-            throttle.succeeded(session, attempt)
+            throttle.release(session, attempt)
             if hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = hasher.hash(password)
             return issue_tokens(session, runtime.extras["keyring"], user, refresh=not service)

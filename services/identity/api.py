@@ -506,12 +506,12 @@ def erase_me(body):
         has_password = user.password_hash is not None
         _refuse_unless(user.kind == "resident", "staff accounts are erased by an admin (POST /users/{id}/erasure)")
     if "password" in body:
-        throttle = accounts.Throttle(rt.db)
-        attempt = throttle.reserve(key.index(f"erasure:{principal.subject}", "login"), _client_ip())
+        throttle, attempt = accounts.reserve_login(rt.db, key.index(f"erasure:{principal.subject}", "login"),
+                                                   _client_ip())
         with rt.db.transaction() as session:
             if not accounts._verify(session.get(User, principal.subject).password_hash, body["password"]):
                 raise Forbidden("the password is not right")
-            throttle.succeeded(session, attempt)
+            throttle.release(session, attempt)
     elif has_password or not domain.fresh_login(principal.issued_at, time.time()):
         raise Forbidden("confirm with your password" if has_password else
                         "log in again (a token at most 5 minutes old) to confirm")

@@ -23,9 +23,9 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gridkit.crypto import DataKey
@@ -35,6 +35,7 @@ from gridkit.problems import Problem, Unauthorized
 from . import accounts, domain
 from .events import CODE_ISSUED, CODE_PURPOSE, RECIPIENT_PURPOSE, TRANSIT_CONTEXT
 from .tables import CodeRequest, OneTimeCode, User, outbox
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -100,38 +101,12 @@ def code_hash(key: DataKey, phone_key: str, purpose: str, code: str) -> str:
 
 # --- asking for a code ---------------------------------------------------------------------
 
-class CodeRequests:
-    """Requests for codes per phone and per client address, counted in the database like
-    the login throttle (``accounts.Throttle``): each request is reserved (committed)
-    before it is counted, and a refused one is deleted so it does not extend the wait."""
-
-    def __init__(self, db, rules: CodeRules):
-        self.db = db
-        self.rules = rules
-
-    def reserve(self, phone_key: str, client_ip: str) -> None:
-        now = accounts.utcnow()
-        with self.db.transaction() as session:
-            request_id = session.execute(insert(CodeRequest).values(
-                phone_key=phone_key, client_ip=client_ip, requested_at=now)
-                .returning(CodeRequest.id)).scalar_one()
-        checks = [(limit, CodeRequest.phone_key, phone_key) for limit in self.rules.phone_limits]
-        checks.append((self.rules.client_limit, CodeRequest.client_ip, client_ip))
-        with self.db.transaction() as session:
-            waits = [domain.retry_after(limit, self._times(session, column, value, now - limit.window), now)
-                     for limit, column, value in checks]
-            waits = [w for w in waits if w]
-            if waits:
-                session.execute(delete(CodeRequest).where(CodeRequest.id == request_id))
-        if waits:
-            raise Problem(429, "too many codes asked for; try again later", type="too-many-requests",
-                          headers={"Retry-After": str(max(waits))})
-
-    @staticmethod
-    def _times(session: Session, column, value: str, since: datetime) -> list[datetime]:
-        return [accounts.aware(t) for t in session.scalars(
-            select(CodeRequest.requested_at).where(column == value, CodeRequest.requested_at > since)
-            .order_by(CodeRequest.requested_at, CodeRequest.id))]
+def reserve_request(db, rules: CodeRules, phone_key: str, client_ip: str) -> None:
+    """Requests for codes per phone and per client address, counted like failed logins."""
+    Throttle(db, CodeRequest, at="requested_at", detail="too many codes asked for; try again later",
+             type="too-many-requests").reserve(
+        {"phone_key": phone_key, "client_ip": client_ip},
+        [(limit, "phone_key") for limit in rules.phone_limits] + [(rules.client_limit, "client_ip")])
 
 
 def request_code(runtime, *, phone: str, purpose: str, language: str, client_ip: str) -> timedelta:
@@ -140,7 +115,7 @@ def request_code(runtime, *, phone: str, purpose: str, language: str, client_ip:
     key: DataKey = runtime.extras["data_key"]
     rules: CodeRules = runtime.extras["code_rules"]
     phone_key = key.index(phone, "phone")
-    CodeRequests(runtime.db, rules).reserve(phone_key, client_ip)
+    reserve_request(runtime.db, rules, phone_key, client_ip)
     code = new_code()
     now = accounts.utcnow()
     expires_at = now + rules.ttl
@@ -199,12 +174,11 @@ def _resident(session: Session, key: DataKey, phone: str) -> User | None:
 def login(runtime, *, phone: str, code: str, client_ip: str) -> dict:
     """The ``otp`` grant: tokens like the password grant's, counted by the same login throttle."""
     key: DataKey = runtime.extras["data_key"]
-    throttle = accounts.Throttle(runtime.db)
-    attempt = throttle.reserve(key.index(f"phone:{phone}", "login"), client_ip)
+    throttle, attempt = accounts.reserve_login(runtime.db, key.index(f"phone:{phone}", "login"), client_ip)
     with runtime.db.transaction() as session:
         user = _resident(session, key, phone)
         if redeem(session, key, phone, "login", code) and user is not None:
-            throttle.succeeded(session, attempt)
+            throttle.release(session, attempt)
             return accounts.issue_tokens(session, runtime.extras["keyring"], user)
     # Committed above: the wrong attempt counts.
     raise Unauthorized("the phone or the code is not valid (a code is single use, short-lived and "

@@ -18,7 +18,6 @@ import requests
 from gridkit import registry
 from gridkit.processes import BIN, ROOT, free_port, start_platform
 from gridkit.testkit import wait_for
-from notify.testing import SmsGatewayFake
 
 from .conftest import DATA_KEY
 from .journey import (
@@ -44,13 +43,6 @@ def log_tails(directory, names, chars: int = 2500) -> str:
         if path.exists():
             out.append(f"--- {name} ---\n{path.read_text(errors='replace')[-chars:]}")
     return "\n".join(out)
-
-
-@pytest.fixture(scope="module")
-def sms_gateway():
-    fake = SmsGatewayFake()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture(scope="module")
