@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from contracts.identity import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_ENABLED
 from gridkit.consumer import Event, Subscriptions
 from grids.events import (
     DIVISION_CREATED,
@@ -23,7 +24,6 @@ from grids.events import (
     STAFF_ASSIGNED,
     STAFF_UNASSIGNED,
 )
-from identity.events import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_ENABLED
 from intake.events import (
     PETITION_MERGED,
     PETITION_RATED,

@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from contracts.identity import ROLE_GRANTED
 from gridkit.events import Envelope, EventType
 from grids.events import DIVISION_CREATED, GRID_CREATED, STAFF_ASSIGNED
-from identity.events import ROLE_GRANTED
 from intake.events import PETITION_SUBMITTED
 
 from .tables import Case

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from contracts.identity import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_REGISTERED
 from gridkit.consumer import Event, Subscriptions
-from identity.events import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_REGISTERED
 
 from .staffing import end_terms_of
 from .tables import Person, RoleGrant

@@ -20,11 +20,16 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from contracts.identity import CODE_ISSUED, CODE_PURPOSE, RECIPIENT_PURPOSE
+from contracts.identity import (
+    CODE_ISSUED,
+    CODE_PURPOSE,
+    RECIPIENT_PURPOSE,
+    ROLE_GRANTED,
+    ROLE_REVOKED,
+)
 from dispatch.events import CASE_CLAIMED, CASE_HANDED_BACK, CASE_OPENED, CASE_REASSIGNED
 from gridkit.consumer import Event, Subscriptions
 from gridkit.crypto import mask_phone
-from identity.events import ROLE_GRANTED, ROLE_REVOKED
 
 from . import rules, templates
 from .tables import (

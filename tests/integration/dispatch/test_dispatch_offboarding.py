@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.identity import ROLE_REVOKED, USER_DISABLED, USER_ENABLED
 from dispatch.service import sweep_once
 from dispatch.tables import Case, Transition
 from dispatch.testing import EPOCH, SW1, feed, submit
 from gridkit.events import Envelope
 from grids.events import STAFF_ASSIGNED, STAFF_UNASSIGNED
-from identity.events import ROLE_REVOKED, USER_DISABLED, USER_ENABLED
 from intake.events import PETITION_REOPENED
 
 from .conftest import count, events

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.identity import USER_DISABLED
 from dispatch.service import sweep_once
 from dispatch.tables import Transition, outbox
 from dispatch.testing import EAST, SW1, feed, submit
-from identity.events import USER_DISABLED
 
 from .conftest import count, events
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
+from contracts.identity import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED
 from dispatch.testing import NORTH, SW1, feed, submit
-from identity.events import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED
 
 from .conftest import events
 

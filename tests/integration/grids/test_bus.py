@@ -5,6 +5,7 @@ import uuid
 
 from sqlalchemy import select
 
+from contracts.identity import USER_REGISTERED
 from gridkit.bus import Outgoing
 from gridkit.events import Envelope
 from gridkit.testkit import wait_for
@@ -12,7 +13,6 @@ from grids.events import GRID_CREATED
 from grids.service import spec
 from grids.tables import Person, outbox
 from grids.testing import grid_body, rect, seed_divisions
-from identity.events import USER_REGISTERED
 
 
 def test_a_created_grid_reaches_a_subscriber_queue_and_a_registered_user_becomes_a_person(

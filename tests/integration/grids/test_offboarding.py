@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from contracts.identity import USER_DISABLED
 from gridkit.events import Envelope
 from grids.tables import StaffAssignment, outbox
-from identity.events import USER_DISABLED
 
 from .conftest import make_grid
 

@@ -2,6 +2,7 @@
 
 import uuid
 
+from contracts.identity import ROLE_GRANTED, ROLE_REVOKED
 from dispatch.events import (
     CASE_ASSIGNED,
     CASE_CLAIMED,
@@ -18,7 +19,6 @@ from dispatch.events import (
     DEADLINE_APPROACHING,
     DEADLINE_MISSED,
 )
-from identity.events import ROLE_GRANTED, ROLE_REVOKED
 from intake.events import PETITION_MERGED, PETITION_RATED
 from notify.rules import KINDS
 from notify.templates import reference
