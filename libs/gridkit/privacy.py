@@ -95,8 +95,10 @@ def subscribe(spec: ServiceSpec) -> None:
 
     subscriptions = spec.subscriptions
     assert subscriptions is not None  # ServiceSpec.__post_init__ makes them
-    if any(USER_ERASED.type in sub.handlers for sub in subscriptions.queues.values()):
-        return  # already subscribed (a spec built twice over the same subscriptions)
+    queue = subscriptions.queues.get(f"{subscriptions.consumer}.accounts")
+    if queue is not None and USER_ERASED.type in queue.handlers:
+        return  # already subscribed (a spec built twice over the same subscriptions); a service's
+        # own handler of the event on another queue does not count
 
     @subscriptions.on(USER_ERASED, purpose="accounts")
     def erase_personal_data(session: Session, event) -> None:
@@ -125,15 +127,6 @@ def redact(text: str | None, values: Iterable[str | None]) -> str | None:
 
 # --- export ----------------------------------------------------------------------------------
 
-def timezone() -> ZoneInfo:
-    """Times in a download are written in the platform's zone (``GRIDGOV_TIMEZONE``), with
-    their offset."""
-    try:
-        return ZoneInfo(os.environ.get("GRIDGOV_TIMEZONE") or "Asia/Shanghai")
-    except (KeyError, ValueError):
-        return ZoneInfo("Asia/Shanghai")
-
-
 def readable(value: Any, tz: ZoneInfo) -> Any:
     """JSON a person can read: datetimes as ISO 8601 with their offset, in ``tz``
     (stored times are UTC; SQLite hands them back without a zone)."""
@@ -160,7 +153,7 @@ def part(runtime: Runtime, user_id: str) -> dict:
         reads = session.execute(select(trail.c.at, trail.c.actor_roles, trail.c.action, trail.c.resource,
                                        trail.c.reason).where(trail.c.subject_id == user_id)
                                 .order_by(trail.c.id)).all()
-    tz = timezone()
+    tz = runtime.settings.tz  # times in a download: the platform's zone, with their offset
     return readable({
         "service": runtime.spec.name,
         "description": runtime.spec.description,
@@ -250,7 +243,7 @@ def collect(runtime: Runtime, user_id: str, authorization: str | None = None) ->
     parts |= fetched
     return {
         "user_id": user_id,
-        "exported_at": readable(datetime.now(UTC), timezone()),
+        "exported_at": readable(datetime.now(UTC), runtime.settings.tz),
         "about": "Everything the gridgov platform holds about you, one section per service. "
                  "Each section lists that service's data and every read of it by staff.",
         "services": parts,
