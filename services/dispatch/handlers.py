@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from contracts.identity import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_ENABLED
-from gridkit.consumer import Event, Subscriptions
-from grids.events import (
+from contracts.grids import (
     DIVISION_CREATED,
     GRID_CREATED,
     GRID_REDRAWN,
@@ -24,13 +22,15 @@ from grids.events import (
     STAFF_ASSIGNED,
     STAFF_UNASSIGNED,
 )
-from intake.events import (
+from contracts.identity import ROLE_GRANTED, ROLE_REVOKED, USER_DISABLED, USER_ENABLED
+from contracts.intake import (
     PETITION_MERGED,
     PETITION_RATED,
     PETITION_REOPENED,
     PETITION_SUBMITTED,
     PETITION_WITHDRAWN,
 )
+from gridkit.consumer import Event, Subscriptions
 
 from . import cases
 from .projection import current_snapshot

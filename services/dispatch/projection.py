@@ -1,7 +1,7 @@
 """Where a point is, and who stands on each rung of the ladder there.
 
 :class:`Projection` keeps one in-memory snapshot per process: a
-:class:`grids.geometry.LocateIndex` per network over the current grids, one
+:class:`gridgeo.LocateIndex` per network over the current grids, one
 over the divisions, and the grid tree. It rebuilds lazily when the
 ``projection_revision`` row moves, so every gunicorn worker and the event
 worker stay current without messaging. Staff and grants are read per
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from grids.geometry import LocateIndex, parse_boundary
+from gridgeo import LocateIndex, parse_boundary
 
 from .tables import (
     AccountStatus,

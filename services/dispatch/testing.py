@@ -21,18 +21,15 @@ from typing import Any
 
 from sqlalchemy import select
 
+from contracts.grids import DIVISION_CREATED, GRID_CREATED, STAFF_ASSIGNED
 from contracts.identity import ROLE_GRANTED
+from contracts.intake import PETITION_SUBMITTED
+from gridgeo.testing import rect
 from gridkit.events import Envelope, EventType
-from grids.events import DIVISION_CREATED, GRID_CREATED, STAFF_ASSIGNED
-from intake.events import PETITION_SUBMITTED
 
 from .tables import Case
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def rect(x0: float, y0: float, x1: float, y1: float) -> dict:
-    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
 
 
 DIVISIONS = [  # id, code, kind, parent, box

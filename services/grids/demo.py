@@ -29,7 +29,7 @@ import shapely
 from shapely import affinity
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from grids.geometry import (
+from gridgeo import (
     PRECISION,
     Problem,
     check_inside_parent,

@@ -12,9 +12,8 @@ from typing import Any
 
 import shapely
 
+import gridgeo as geometry
 from gridkit.auth import Principal
-
-from . import geometry
 
 DEFAULT_NETWORKS = (("party", "党建网格"), ("security", "综治网格"), ("urban", "城管网格"))
 GRID_KINDS = ("regular", "dedicated")

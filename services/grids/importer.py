@@ -24,7 +24,9 @@ import shapely
 from sqlalchemy import and_, insert, select
 from sqlalchemy.orm import Session
 
-from . import domain, geometry
+import gridgeo as geometry
+
+from . import domain
 from .events import (
     BUILDING_CREATED,
     DIVISION_CREATED,

@@ -22,7 +22,8 @@ import shapely
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from . import geometry
+import gridgeo as geometry
+
 from .tables import Building, Division, Grid, GridVersion, Network, RegistryRevision
 
 NEAR_BUILDING_M = 10.0  # a point this close to an outline (or to a point-only building) is "at" it

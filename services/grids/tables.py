@@ -213,7 +213,7 @@ def bump_revision(session: Session) -> None:
 
 
 def version_row(grid_id: int, version: int, geom, valid_from: datetime) -> dict:
-    from .geometry import area_m2, to_geojson
+    from gridgeo import area_m2, to_geojson
 
     minx, miny, maxx, maxy = geom.bounds
     return {"grid_id": grid_id, "version": version,

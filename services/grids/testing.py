@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import json
 
+from gridgeo.testing import COMMUNITY, COMMUNITY_EAST, COUNTY, STREET, rect  # noqa: F401 - for the tests
+
 from .tables import Division, bump_revision, lock_registry
-
-
-def rect(x0: float, y0: float, x1: float, y1: float) -> dict:
-    """A GeoJSON Polygon for a lon/lat rectangle."""
-    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
-
-
-# A county 0.2° × 0.2° with one street and two communities side by side.
-COUNTY = rect(100.0, 25.0, 100.2, 25.2)
-STREET = rect(100.0, 25.0, 100.2, 25.1)
-COMMUNITY = rect(100.0, 25.0, 100.1, 25.1)
-COMMUNITY_EAST = rect(100.1, 25.0, 100.2, 25.1)
 
 
 def seed_divisions(runtime) -> dict[str, int]:

@@ -14,10 +14,10 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatch import events as dispatch
+from contracts import dispatch as dispatch
+from contracts.grids import BUILDING_CREATED, DIVISION_CREATED, GRID_CREATED, GRID_REDRAWN
 from gridkit.consumer import Event, Subscriptions
 from gridkit.db import insert_at_commit
-from grids.events import BUILDING_CREATED, DIVISION_CREATED, GRID_CREATED, GRID_REDRAWN
 
 from . import domain
 from .tables import Building, Division, GridName, Petition, Step, utcnow

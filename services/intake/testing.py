@@ -11,10 +11,10 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from dispatch import events as dispatch
+from contracts import dispatch as dispatch
+from contracts.grids import BUILDING_CREATED, DIVISION_CREATED, GRID_CREATED
+from gridgeo.testing import COMMUNITY, COMMUNITY_EAST, COUNTY, STREET
 from gridkit.events import Envelope
-from grids.events import BUILDING_CREATED, DIVISION_CREATED, GRID_CREATED
-from grids.testing import COMMUNITY, COMMUNITY_EAST, COUNTY, STREET
 
 INSIDE = {"lon": 100.05, "lat": 25.05}  # in 龙溪社区 (DL-01-01)
 OUTSIDE = {"lon": 101.5, "lat": 26.5}

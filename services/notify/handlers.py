@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from contracts.dispatch import CASE_CLAIMED, CASE_HANDED_BACK, CASE_OPENED, CASE_REASSIGNED
 from contracts.identity import (
     CODE_ISSUED,
     CODE_PURPOSE,
@@ -27,7 +28,6 @@ from contracts.identity import (
     ROLE_GRANTED,
     ROLE_REVOKED,
 )
-from dispatch.events import CASE_CLAIMED, CASE_HANDED_BACK, CASE_OPENED, CASE_REASSIGNED
 from gridkit.consumer import Event, Subscriptions
 from gridkit.crypto import mask_phone
 

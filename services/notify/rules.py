@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dispatch.events import (
+from contracts.dispatch import (
     CASE_ASSIGNED,
     CASE_CLAIMED,
     CASE_CLOSED,
@@ -28,8 +28,8 @@ from dispatch.events import (
     DEADLINE_APPROACHING,
     DEADLINE_MISSED,
 )
+from contracts.intake import PETITION_MERGED, PETITION_RATED
 from gridkit.events import EventType
-from intake.events import PETITION_MERGED, PETITION_RATED
 
 
 class Directory(Protocol):

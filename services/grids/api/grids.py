@@ -5,11 +5,12 @@ from __future__ import annotations
 from marshmallow import RAISE
 from sqlalchemy import and_, select
 
+import gridgeo as geometry
 from gridkit.auth import authenticated, require_roles
 from gridkit.problems import Conflict, Invalid
 from gridkit.service import runtime
 
-from .. import domain, geometry
+from .. import domain
 from ..events import GRID_CREATED, GRID_REDRAWN, GRID_RETIRED
 from ..tables import (
     Division,

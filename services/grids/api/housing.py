@@ -8,13 +8,14 @@ from marshmallow import RAISE
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import gridgeo as geometry
 from gridkit import audit
 from gridkit.auth import authenticated, current_principal, require_roles
 from gridkit.db import fetch
 from gridkit.problems import Conflict, Forbidden, Invalid
 from gridkit.service import runtime
 
-from .. import domain, geometry
+from .. import domain
 from ..events import BUILDING_CREATED, RESIDENT_BOUND
 from ..tables import (
     Building,

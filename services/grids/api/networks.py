@@ -6,11 +6,12 @@ import json
 
 from sqlalchemy import select
 
+import gridgeo as geometry
 from gridkit.auth import authenticated, require_roles
 from gridkit.problems import Conflict, Invalid
 from gridkit.service import runtime
 
-from .. import domain, geometry
+from .. import domain
 from ..events import DIVISION_CREATED, NETWORK_CREATED
 from ..tables import Division, Network, bump_revision, lock_registry, outbox
 from .common import blp, parse_or_reject, reject

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from dispatch.events import CASE_ASSIGNED
+from contracts.dispatch import CASE_ASSIGNED
 from identity import demo
 from identity.service import spec as identity_spec
 from notify.service import spec as notify_spec

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from dispatch.events import CASE_ASSIGNED, CASE_ESCALATED
+from contracts.dispatch import CASE_ASSIGNED, CASE_ESCALATED
+from contracts.intake import PETITION_SUBMITTED
 from dispatch.service import spec
 from dispatch.tables import Case, outbox
 from dispatch.testing import SW1, petition, seed_world
 from gridkit.bus import Outgoing
 from gridkit.events import Envelope
 from gridkit.testkit import wait_for
-from intake.events import PETITION_SUBMITTED
 
 
 def test_a_petition_on_the_bus_becomes_an_offered_case_and_escalates_in_the_background(make_runtime):

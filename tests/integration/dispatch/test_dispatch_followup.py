@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from contracts.intake import PETITION_MERGED, PETITION_RATED, PETITION_REOPENED, PETITION_WITHDRAWN
 from dispatch.tables import Summons
 from dispatch.testing import SW1, feed, submit
-from intake.events import PETITION_MERGED, PETITION_RATED, PETITION_REOPENED, PETITION_WITHDRAWN
 
 from .conftest import events
 
@@ -165,8 +165,8 @@ def test_a_returned_case_goes_back_to_the_dispatcher_who_reassigns_it(dispatch, 
 
 def test_a_withdrawal_that_overtakes_its_submission_is_retried_until_the_case_exists(dispatch, client, as_):
     # A retry, or worker processes scaled out, can reorder a queue: a follow-up may arrive first.
+    from contracts.intake import PETITION_SUBMITTED
     from dispatch.testing import petition
-    from intake.events import PETITION_SUBMITTED
 
     data = petition(SW1)
     early = resident({"petition_id": data["petition_id"]})

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from contracts.grids import STAFF_ASSIGNED, STAFF_UNASSIGNED
 from contracts.identity import ROLE_REVOKED, USER_DISABLED, USER_ENABLED
+from contracts.intake import PETITION_REOPENED
 from dispatch.service import sweep_once
 from dispatch.tables import Case, Transition
 from dispatch.testing import EPOCH, SW1, feed, submit
 from gridkit.events import Envelope
-from grids.events import STAFF_ASSIGNED, STAFF_UNASSIGNED
-from intake.events import PETITION_REOPENED
 
 from .conftest import count, events
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from contracts.intake import PETITION_RATED
 from dispatch.testing import SW1, feed, submit
 from gridkit import privacy
-from intake.events import PETITION_RATED
 
 HER = "resident-erased"
 

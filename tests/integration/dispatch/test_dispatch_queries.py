@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
+from contracts.intake import PETITION_RATED
 from dispatch.tables import Case
 from dispatch.testing import EAST, NORTH, SW, SW1, feed, submit
-from intake.events import PETITION_RATED
 
 
 @pytest.fixture

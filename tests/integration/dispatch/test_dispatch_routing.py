@@ -3,10 +3,10 @@ catch-all queue, approval first or automatic, one case per petition."""
 
 import json
 
+from contracts.grids import GRID_REDRAWN
+from contracts.intake import PETITION_SUBMITTED
 from dispatch.tables import Case
 from dispatch.testing import EAST, NORTH, SW, SW1, feed, grid_data, petition, submit
-from grids.events import GRID_REDRAWN
-from intake.events import PETITION_SUBMITTED
 
 from .conftest import count, events
 

@@ -5,11 +5,11 @@ import uuid
 
 from sqlalchemy import select
 
+from contracts.grids import GRID_CREATED
 from contracts.identity import USER_REGISTERED
 from gridkit.bus import Outgoing
 from gridkit.events import Envelope
 from gridkit.testkit import wait_for
-from grids.events import GRID_CREATED
 from grids.service import spec
 from grids.tables import Person, outbox
 from grids.testing import grid_body, rect, seed_divisions

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
+from contracts.grids import DIVISION_CREATED
+from contracts.intake import PETITION_SUBMITTED
+from gridgeo.testing import COUNTY
 from gridkit.bus import Outgoing
 from gridkit.events import Envelope
 from gridkit.testkit import wait_for
-from grids.events import DIVISION_CREATED
-from grids.testing import COUNTY
-from intake.events import PETITION_SUBMITTED
 from intake.service import spec
 from intake.tables import Division
 from intake.testing import CASE_EVENTS, INSIDE, case_data

@@ -3,7 +3,7 @@ reaches the worker's inbox once, even when the broker delivers it twice."""
 
 import json
 
-from dispatch.events import CASE_ASSIGNED
+from contracts.dispatch import CASE_ASSIGNED
 from gridkit.bus import Outgoing
 from gridkit.events import Envelope
 from gridkit.testkit import wait_for

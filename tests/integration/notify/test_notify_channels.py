@@ -5,7 +5,7 @@ import json
 
 from sqlalchemy import select
 
-from dispatch.events import CASE_ASSIGNED, DEADLINE_MISSED
+from contracts.dispatch import CASE_ASSIGNED, DEADLINE_MISSED
 from gridkit.testkit import wait_for
 from notify.tables import Delivery, outbox
 from notify.testing import case_data, feed, soon

@@ -1,6 +1,6 @@
 """My inbox, contacts and preferences over HTTP."""
 
-from dispatch.events import CASE_ASSIGNED, DEADLINE_MISSED
+from contracts.dispatch import CASE_ASSIGNED, DEADLINE_MISSED
 from notify.tables import Contact
 from notify.testing import case_data, feed, soon
 

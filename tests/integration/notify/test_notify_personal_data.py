@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, text, update
 
+from contracts.dispatch import CASE_ASSIGNED, CASE_CLOSED, CASE_OPENED, CASE_REOPENED
 from contracts.identity import USER_ERASED
-from dispatch.events import CASE_ASSIGNED, CASE_CLOSED, CASE_OPENED, CASE_REOPENED
 from gridkit.testkit import wait_for
 from notify import retention
 from notify.tables import Contact, Delivery, Notice, Preference

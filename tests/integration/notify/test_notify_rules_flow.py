@@ -2,8 +2,7 @@
 
 import uuid
 
-from contracts.identity import ROLE_GRANTED, ROLE_REVOKED
-from dispatch.events import (
+from contracts.dispatch import (
     CASE_ASSIGNED,
     CASE_CLAIMED,
     CASE_CLOSED,
@@ -19,7 +18,8 @@ from dispatch.events import (
     DEADLINE_APPROACHING,
     DEADLINE_MISSED,
 )
-from intake.events import PETITION_MERGED, PETITION_RATED
+from contracts.identity import ROLE_GRANTED, ROLE_REVOKED
+from contracts.intake import PETITION_MERGED, PETITION_RATED
 from notify.rules import KINDS
 from notify.templates import reference
 from notify.testing import case_data, feed, notice_count, notices_of, soon

@@ -9,7 +9,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from dispatch.events import CASE_ASSIGNED
+from contracts.dispatch import CASE_ASSIGNED
 from gridkit.config import Settings
 from gridkit.service import Runtime
 from gridkit.testkit import wait_for

@@ -3,8 +3,7 @@ import json
 import pytest
 import shapely
 
-from grids.demo import NETWORKS, TARGETS, County, generate_county, validate_county
-from grids.geometry import (
+from gridgeo import (
     LocateIndex,
     check_inside_parent,
     coverage,
@@ -12,6 +11,7 @@ from grids.geometry import (
     parse_boundary,
     parse_point_geojson,
 )
+from grids.demo import NETWORKS, TARGETS, County, generate_county, validate_county
 
 SCALE = 0.01
 

@@ -5,7 +5,7 @@ import pytest
 import shapely
 from shapely.geometry import Point, box, mapping
 
-from grids.geometry import (
+from gridgeo import (
     GeometryError,
     LocateIndex,
     area_m2,
@@ -226,7 +226,7 @@ def test_locate_on_real_tiling_matches_shapely():
 
 
 def test_parsed_boundaries_that_overlap_by_square_kilometres_are_reported():
-    from grids.geometry import find_overlaps, parse_boundary
+    from gridgeo import find_overlaps, parse_boundary
 
     def square(x0, y0, size):
         return {"type": "Polygon", "coordinates": [[[x0, y0], [x0 + size, y0], [x0 + size, y0 + size],

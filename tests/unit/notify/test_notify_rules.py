@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatch.events import (
+from contracts.dispatch import (
     CASE_CLAIMED,
     CASE_ESCALATED,
     CASE_HANDED_BACK,
@@ -14,8 +14,8 @@ from dispatch.events import (
     CASE_UNATTENDED,
     CASE_WHISTLED,
 )
+from contracts.intake import PETITION_RATED
 from gridkit.crypto import DataKey, mask_phone
-from intake.events import PETITION_RATED
 from notify import rules, templates
 from notify.api import mask_email
 from notify.config import NotifyConfig
