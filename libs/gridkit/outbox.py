@@ -35,7 +35,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
     tuple_,
     update,
@@ -142,12 +141,14 @@ class Inbox:
                     c.consumer == consumer, c.event_id.in_(ids)))}
 
     def remember(self, session: Session, processed: list[tuple[str, str, str]]) -> None:
-        """``(consumer, event_id, event_type)`` rows in one statement."""
-        if processed:
-            now = utcnow()
-            session.execute(insert(self.table), [
-                {"consumer": consumer, "event_id": event_id, "event_type": event_type, "processed_at": now}
-                for consumer, event_id, event_type in processed])
+        """``(consumer, event_id, event_type)`` rows, written at commit with the transaction's
+        other rows and events in one statement (:func:`gridkit.db.insert_at_commit`): a
+        statement of their own was one of a handler's few on most events. A concurrent
+        redelivery's row makes that commit fail (IntegrityError), as it did here."""
+        now = utcnow()
+        for consumer, event_id, event_type in processed:
+            insert_at_commit(session, self.table, {
+                "consumer": consumer, "event_id": event_id, "event_type": event_type, "processed_at": now})
 
     def forget(self, db: Database, before: datetime, *, chunk: int = 5000) -> int:
         """Delete the rows processed before ``before``, oldest first, ``chunk`` rows per
