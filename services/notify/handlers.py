@@ -17,7 +17,7 @@ import logging
 import math
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from contracts.dispatch import CASE_CLAIMED, CASE_HANDED_BACK, CASE_OPENED, CASE_REASSIGNED
@@ -40,6 +40,7 @@ from .tables import (
     DepartmentOfficer,
     Notice,
     Preference,
+    UserId,
     utcnow,
 )
 
@@ -107,16 +108,21 @@ def people_settings(session: Session, people: set[str]) -> tuple[dict, dict]:
     transactions), without flushing the notices written so far."""
     prefs = session.info.setdefault("preferences", {})
     contacts = session.info.setdefault("contacts", {})
-    missing = [person for person in people if person not in prefs]
+    missing = sorted(person for person in people if person not in prefs)
     if missing:
         prefs.update(dict.fromkeys(missing))
         contacts.update(dict.fromkeys(missing))
-        no_flush = {"autoflush": False}
-        for row in session.scalars(select(Preference).where(Preference.user_id.in_(missing)),
-                                   execution_options=no_flush):
-            prefs[row.user_id] = row
-        for row in session.scalars(select(Contact).where(Contact.user_id.in_(missing)), execution_options=no_flush):
-            contacts[row.user_id] = row
+        # Both in one statement: each person's preference and contact rows, by primary key.
+        asked = union_all(*(select(literal(person, UserId).label("user_id")) for person in missing)).subquery("asked")
+        for _, preference, contact in session.execute(
+                select(asked.c.user_id, Preference, Contact).select_from(asked)
+                .outerjoin(Preference, Preference.user_id == asked.c.user_id)
+                .outerjoin(Contact, Contact.user_id == asked.c.user_id),
+                execution_options={"autoflush": False}):
+            if preference is not None:
+                prefs[preference.user_id] = preference
+            if contact is not None:
+                contacts[contact.user_id] = contact
     return prefs, contacts
 
 
