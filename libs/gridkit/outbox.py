@@ -355,6 +355,11 @@ class Relay:
         """Publish as soon as a transaction with events commits; poll as a fallback."""
         backoff = 0.5
         busy, finished, linger = False, float("-inf"), self.linger
+        if not self.db.is_sqlite:
+            try:
+                self._listen()  # before the first take: no commit after it goes unheard
+            except Exception:  # noqa: BLE001 - the wait tries again, and polls meanwhile
+                self._close_listener()
         while not self._stop.is_set():
             if not busy and time.monotonic() - finished < linger:
                 self._stop.wait(linger)  # events come fast: let the next ones join this batch
@@ -390,12 +395,15 @@ class Relay:
         if self.db.is_sqlite:
             self.db.outbox_committed.wait(self.poll_interval)
             return
-        # Other processes' commits arrive as NOTIFY; our own as the event. Wait in
-        # short slices so that stop() and our own commits are noticed at once.
+        # Every commit with events sends a NOTIFY, ours too: it alone wakes the relay here.
+        # (Our own commits also set the process's event, a moment after their NOTIFY has
+        # arrived: waking for both took nothing the second time, three statements for
+        # nothing after most of this process's commits.) Wait in short slices so that
+        # stop() is noticed at once.
         deadline = time.monotonic() + self.poll_interval
         try:
             listener = self._listen()
-            while not self._stop.is_set() and not self.db.outbox_committed.is_set():
+            while not self._stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
