@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session
 from gridgeo import LocateIndex, parse_boundary
 
 from .tables import (
+    PROJECTION_ROW,
     AccountStatus,
     GridStaff,
     KnownDivision,
     KnownGrid,
-    ProjectionRevision,
     StaffGrant,
+    revision,
 )
 
 DIVISION_DEPTH = {"county": 0, "street": 1, "community": 2}
@@ -112,15 +113,9 @@ class Snapshot:
         return out
 
 
-# The statements every case opened runs, built once: building one cost as much as running it.
-REVISION = select(ProjectionRevision.revision).where(ProjectionRevision.id == 1)
-
-
 def read_revision(session: Session) -> int:
     """Read once per transaction (a batch of cases asks once); ``bump_projection`` forgets it."""
-    if "projection_revision" not in session.info:
-        session.info["projection_revision"] = session.execute(REVISION).scalar_one_or_none() or 0
-    return session.info["projection_revision"]
+    return revision(session, PROJECTION_ROW)
 
 
 def load_snapshot(session: Session) -> Snapshot:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    select,
     update,
 )
 from sqlalchemy.orm import Session
@@ -291,11 +292,26 @@ class Consultation(Base):
     recorded_at = Column(When, nullable=False)
 
 
+PROJECTION_ROW, CALENDAR_ROW = 1, 2  # the rows of projection_revision
+REVISIONS = select(ProjectionRevision.id, ProjectionRevision.revision).where(
+    ProjectionRevision.id.in_((PROJECTION_ROW, CALENDAR_ROW)))
+
+
+def revision(session: Session, row: int) -> int:
+    """The projection's or the calendar's revision. Both are read together, once per
+    transaction (every case opened asks for both: one statement instead of two); a bump
+    forgets them."""
+    known = session.info.get("revisions")
+    if known is None:
+        known = session.info["revisions"] = {row: value for row, value in session.execute(REVISIONS)}
+    return known.get(row) or 0
+
+
 def bump_projection(session: Session) -> None:
     """Every process's locate index rebuilds when it sees the new revision."""
-    session.info.pop("projection_revision", None)
-    done = session.execute(update(ProjectionRevision).where(ProjectionRevision.id == 1)
+    session.info.pop("revisions", None)
+    done = session.execute(update(ProjectionRevision).where(ProjectionRevision.id == PROJECTION_ROW)
                            .values(revision=ProjectionRevision.revision + 1)).rowcount
     if not done:
-        session.add(ProjectionRevision(id=1, revision=1))
+        session.add(ProjectionRevision(id=PROJECTION_ROW, revision=1))
         session.flush()

@@ -20,24 +20,19 @@ from sqlalchemy.orm import Session
 from gridkit.auth import Principal
 
 from . import domain
-from .tables import CalendarDay, Case, ProjectionRevision
+from .tables import CALENDAR_ROW, CalendarDay, Case, ProjectionRevision, revision
 
-CALENDAR_ROW = 2
 HOLIDAY, WORKING_DAY = "holiday", "working_day"
 KINDS = (HOLIDAY, WORKING_DAY)
 
 
 def read_revision(session: Session) -> int:
     """Read once per transaction; ``bump`` forgets it."""
-    if "calendar_revision" not in session.info:
-        session.info["calendar_revision"] = session.execute(
-            select(ProjectionRevision.revision).where(ProjectionRevision.id == CALENDAR_ROW)
-        ).scalar_one_or_none() or 0
-    return session.info["calendar_revision"]
+    return revision(session, CALENDAR_ROW)
 
 
 def bump(session: Session) -> None:
-    session.info.pop("calendar_revision", None)
+    session.info.pop("revisions", None)
     done = session.execute(update(ProjectionRevision).where(ProjectionRevision.id == CALENDAR_ROW)
                            .values(revision=ProjectionRevision.revision + 1)).rowcount
     if not done:
