@@ -48,6 +48,8 @@ class Settings:
     # Where the people live: times written for them (notices, timelines) and working
     # hours are local to this IANA zone; every stored and API time stays an instant.
     timezone: str = "Asia/Shanghai"
+    # Where `gridgov worker` serves /metrics, /healthz and /readyz (host:port).
+    worker_bind: str = "0.0.0.0:9000"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,6 +76,7 @@ class Settings:
             outbox_retention_days=float(_env("GRIDGOV_OUTBOX_RETENTION_DAYS", "7")),  # type: ignore[arg-type]
             inbox_retention_days=float(_env("GRIDGOV_INBOX_RETENTION_DAYS", "30")),  # type: ignore[arg-type]
             timezone=_env("GRIDGOV_TIMEZONE", "Asia/Shanghai"),  # type: ignore[arg-type]
+            worker_bind=_env("GRIDGOV_WORKER_BIND", "0.0.0.0:9000"),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 
