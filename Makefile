@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e test-api lint catalogue bench clean
+.PHONY: help install run test test-unit test-integration test-e2e test-api lint catalogue bench lock stack-files stack-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,5 +45,15 @@ catalogue: $(STAMP) ## regenerate docs/events/asyncapi.json from the event decla
 bench: $(STAMP) ## measure locate, relay and the petition loop against their baselines; writes bench-results.json
 	$(BIN)/python -m bench
 
+lock: $(STAMP) ## re-pin the image's dependencies from pyproject.toml into deploy/requirements.lock (hashed)
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --build-deps-for=wheel \
+	  --no-emit-index-url --no-emit-find-links --output-file=deploy/requirements.lock pyproject.toml
+
+stack-files: $(STAMP) ## rewrite the compose stack's per-service files (RabbitMQ users, databases, scrape targets) from the registry
+	$(BIN)/python deploy/stack_files.py
+
+stack-check: $(STAMP) ## build the image, bring docker-compose.yml up on local stand-ins, run the first session, tear down (podman)
+	deploy/ci/stack-check.sh
+
 clean: ## remove the virtualenv, demo data and caches
-	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache bench-results.json
+	rm -rf $(VENV) .tools data .pytest_cache .ruff_cache .mypy_cache bench-results.json
