@@ -98,12 +98,11 @@ teardown() {
     usage=/sys/fs/cgroup/cpuacct/libpod_parent/libpod-$id/cpuacct.usage  # cgroups v1, cgroupfs
     [ -r "$usage" ] && cpu=$((cpu + $(cat "$usage")))
   done
-  echo "CPU: the stack's running containers $((cpu / 1000000000)) s; this script and what it waited for:"
-  times | tail -1
+  echo "CPU used by the stack's running containers: $((cpu / 1000000000)) s"
   step "tearing down"
-  $COMPOSE down -v -t 5 >/dev/null 2>&1 || true
-  # whatever compose could not remove (a run killed half-way)
-  podman rm -f -t 0 $(podman ps -aq --filter "label=com.docker.compose.project=$PROJECT") >/dev/null 2>&1 || true
+  # All at once (compose stops them one by one), then compose removes what is left.
+  podman rm -f -t 5 $(podman ps -aq --filter "label=com.docker.compose.project=$PROJECT") >/dev/null 2>&1 || true
+  $COMPOSE down -v -t 0 >/dev/null 2>&1 || true
   podman volume rm -f $(podman volume ls -q --filter "label=com.docker.compose.project=$PROJECT") \
     >/dev/null 2>&1 || true
   step "done ($([ "$status" -eq 0 ] && echo ok || echo "failed: $status"))"
