@@ -6,9 +6,8 @@ set -euo pipefail
 IMAGE=${1:-localhost/debian:bookworm}
 
 # The mirror the host's apt uses (deb822 URIs: or one-line deb), else Debian's own.
-MIRROR=$(grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+)[^[:space:]]+/debian/?([[:space:]]|$)' \
-           /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-         | awk '{print $NF}' | head -1)
+MIRROR=$( (grep -rhoE '^(URIs:[[:space:]]*|deb[[:space:]]+)[^[:space:]]+/debian/?([[:space:]]|$)' \
+             /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true) | awk 'NR == 1 {print $NF}')
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY=${MIRROR%/debian*}/debian-security
 
