@@ -102,6 +102,7 @@ teardown() {
   step "tearing down"
   # All at once (compose stops them one by one), then compose removes what is left.
   podman rm -f -t 5 $(podman ps -aq --filter "label=com.docker.compose.project=$PROJECT") >/dev/null 2>&1 || true
+  echo "  containers gone ($SECONDS s)"
   $COMPOSE down -v -t 0 >/dev/null 2>&1 || true
   podman volume rm -f $(podman volume ls -q --filter "label=com.docker.compose.project=$PROJECT") \
     >/dev/null 2>&1 || true

@@ -12,6 +12,7 @@ key (``GRIDGOV_SMS_URL``, ``GRIDGOV_SMS_API_KEY``) anywhere residents are real.
 
 import json
 import os
+import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -48,6 +49,8 @@ class Texts(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
+    # PID 1 in its container: without a handler SIGTERM would be ignored until the kill.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     port = int(os.environ.get("SMS_SINK_PORT", "8025"))
     print(f"development SMS gateway on :{port}: texts are printed here, never sent", file=sys.stderr, flush=True)
     ThreadingHTTPServer(("0.0.0.0", port), Texts).serve_forever()
