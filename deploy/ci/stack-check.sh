@@ -100,17 +100,23 @@ teardown() {
   done
   echo "CPU used by the stack's running containers: $((cpu / 1000000000)) s"
   step "tearing down"
-  # All at once (compose stops them one by one), then compose removes what is left.
-  podman rm -f -t 5 $(podman ps -aq --filter "label=com.docker.compose.project=$PROJECT") >/dev/null 2>&1 || true
-  echo "  containers gone ($SECONDS s)"
-  $COMPOSE down -v -t 0 >/dev/null 2>&1 || true
-  podman volume rm -f $(podman volume ls -q --filter "label=com.docker.compose.project=$PROJECT") \
-    >/dev/null 2>&1 || true
+  remove_stack
   step "done ($([ "$status" -eq 0 ] && echo ok || echo "failed: $status"))"
   exit "$status"
 }
+# What compose made, by its labels, all at once (compose down goes one service at a time).
+remove_stack() {
+  local label="label=com.docker.compose.project=$PROJECT" ids
+  ids=$(podman ps -aq --filter "$label")
+  if [ -n "$ids" ]; then
+    podman stop -t 5 $ids >/dev/null 2>&1 || true
+    podman rm -f $ids >/dev/null 2>&1 || true
+  fi
+  podman volume rm -f $(podman volume ls -q --filter "$label") >/dev/null 2>&1 || true
+  podman network rm -f $(podman network ls -q --filter "$label") >/dev/null 2>&1 || true
+}
 trap teardown EXIT
-$COMPOSE down -v -t 0 >/dev/null 2>&1 || true  # a previous run's leftovers
+remove_stack  # a previous run's leftovers
 
 # Host ports for the published ones (this machine may be running other things).
 read -r GRIDGOV_IDENTITY_PORT GRIDGOV_GRIDS_PORT GRIDGOV_INTAKE_PORT GRIDGOV_DISPATCH_PORT GRIDGOV_NOTIFY_PORT \
