@@ -45,13 +45,16 @@ def attempt(action) -> str:
 
 
 def publish(exchange: str):
-    # A routing key nobody binds: the message is dropped, nothing is delivered to anyone.
+    # A routing key that names no queue and no binding: the message is dropped, nobody gets it.
     return lambda channel: channel.basic_publish(amqp.Message(b"{}"), exchange=exchange,
                                                  routing_key="gridgov.stack-check.probe.v1")
 
 
 expected = {
     f"{me} publishes on gridgov.{me}.events": (publish(f"gridgov.{me}.events"), "allowed"),
+    # the worker's retries (through the default exchange) and dead letters
+    f"{me} publishes through the default exchange": (publish(""), "allowed"),
+    f"{me} publishes on gridgov.dead-letters": (publish("gridgov.dead-letters"), "allowed"),
     f"{me} publishes on gridgov.{other}.events": (publish(f"gridgov.{other}.events"), "refused"),
     f"{me} reads {other}.accounts": (lambda ch: ch.basic_get(queue=f"{other}.accounts"), "refused"),
 }

@@ -42,6 +42,7 @@ missing=()
 command -v podman >/dev/null || missing+=(podman)
 command -v runc >/dev/null || missing+=(runc)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v curl >/dev/null || missing+=(curl)  # deploy/first-session.sh
 [ -e /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)  # names on the network
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
