@@ -39,6 +39,7 @@ from kombu.mixins import ConsumerProducerMixin
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from . import tracing
 from .bus import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, Bus
 from .db import Database
 from .events import Envelope, EventType, InvalidEvent, lookup
@@ -66,6 +67,9 @@ class Event:
     time: str
     subject: str | None
     data: dict
+    # The W3C trace context the event carried (CloudEvents distributed tracing), if any.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 Handler = Callable[[Any, Event], None]
@@ -111,6 +115,8 @@ class Incoming:
     headers: dict
     message_id: str = ""
     message: Any = None  # the kombu message to ack; None when handed in directly (tests)
+    event: Event | None = None  # once parsed
+    span: Any = None  # the consumer span it was handled in, for the log line after the ack
 
 
 class Outcome:
@@ -119,6 +125,7 @@ class Outcome:
     RETRIED = "retried"
     DEAD_LETTERED = "dead_lettered"
     REQUEUED = "requeued"
+    ALL = (PROCESSED, DUPLICATE, RETRIED, DEAD_LETTERED, REQUEUED)
 
 
 class Worker(ConsumerProducerMixin):
@@ -137,6 +144,11 @@ class Worker(ConsumerProducerMixin):
         self.prefetch = prefetch
         self.batch_size = max(1, batch_size)
         self.on_outcome = on_outcome
+        for sub in subscriptions.queues.values():  # exposed from the start, so that alerts begin at 0
+            if self.only is None or sub.queue in self.only:
+                HANDLER_SECONDS.labels(sub.queue)
+                for outcome in Outcome.ALL:
+                    CONSUMED.labels(sub.queue, outcome)
         self._taken: list[Incoming] = []  # received in this round, settled together
         self._consuming: kombu.Connection | None = None
         # In memory an empty queue is polled; kombu's default (1 s) is too slow for embedded mode.
@@ -201,6 +213,14 @@ class Worker(ConsumerProducerMixin):
             self._settle_taken()
             yield
 
+    def on_consume_end(self, connection, channel):
+        # Stopping (or reconnecting): the consumers are cancelled, the channel is still
+        # open. What was received and not settled yet is handled and acked now rather
+        # than left to be redelivered; then the retry connection closes.
+        if self.should_stop:
+            self._settle_taken()
+        super().on_consume_end(connection, channel)
+
     def on_iteration(self):
         # Before each wait for the next message: deliveries that arrived outside a wait
         # (while the consumers were being set up) are settled first, or with the
@@ -248,6 +268,10 @@ class Worker(ConsumerProducerMixin):
             CONSUMED.labels(item.sub.queue, outcome).inc()
             if self.on_outcome:
                 self.on_outcome(item.sub.queue, item.message_id, outcome)
+            if log.isEnabledFor(logging.DEBUG):
+                with tracing.within(item.span):
+                    log.debug("event handled", extra={**_about(item), "queue": item.sub.queue,
+                                                      "outcome": outcome})
         return outcomes
 
     def handle(self, sub: Subscription, body: bytes | str, headers: dict, delivery_info: dict,
@@ -264,6 +288,8 @@ class Worker(ConsumerProducerMixin):
                 outcomes[i] = parsed
             else:
                 ready.append((i, *parsed))
+        for i, event, _ in ready:
+            batch[i].event = event
         if len(ready) == 1:
             i, event, handler = ready[0]
             outcomes[i] = self._run_one(batch[i], event, handler)
@@ -278,6 +304,7 @@ class Worker(ConsumerProducerMixin):
     def _parse(self, item: Incoming) -> tuple[Event, Handler] | str:
         """The checked event and its handler, or the outcome of dead-lettering it."""
         attempts = _attempts(item.headers) + 1
+        envelope = None
         try:
             envelope = Envelope.parse(item.body)
             entry = item.sub.handlers.get(envelope.type)
@@ -286,15 +313,27 @@ class Worker(ConsumerProducerMixin):
                 raise InvalidEvent(f"{item.sub.queue} has no handler for {envelope.type}")
             event_type, handler = entry
             return Event(envelope.id, envelope.type, envelope.source, envelope.time,
-                         envelope.subject, event_type.load(envelope.data)), handler
+                         envelope.subject, event_type.load(envelope.data),
+                         envelope.traceparent, envelope.tracestate), handler
         except InvalidEvent as exc:
             reason = f"invalid event: {exc}"
         except Exception as exc:  # noqa: BLE001 - unreadable in a way we did not foresee
             reason = f"unreadable event: {exc!r}"
-        self.dead_letter(item.sub.queue, item.body, item.headers, attempts, reason, message_id=item.message_id)
+        if envelope is not None:  # its id, type and trace are known: the log line names them
+            item.event = Event(envelope.id, envelope.type, envelope.source, envelope.time, envelope.subject,
+                               envelope.data, envelope.traceparent, envelope.tracestate)
+        self.dead_letter(item.sub.queue, item.body, item.headers, attempts, reason, message_id=item.message_id,
+                         about=_about(item))
         return Outcome.DEAD_LETTERED
 
     def _run_one(self, item: Incoming, event: Event, handler: Handler) -> str:
+        # In the event's own trace: the handler's logs, the events it records and a
+        # retry's or dead letter's log line carry it.
+        with tracing.consuming(item.sub.queue, event.id, event.traceparent, event.tracestate) as span:
+            item.span = span
+            return self._run_one_traced(item, event, handler)
+
+    def _run_one_traced(self, item: Incoming, event: Event, handler: Handler) -> str:
         queue = item.sub.queue
         started = time.perf_counter()
         try:
@@ -310,7 +349,7 @@ class Worker(ConsumerProducerMixin):
             return self._failed(item, exc)
         except OperationalError as exc:
             # The database is down, not the message: back off and try again.
-            log.warning("database unavailable in %s: %s", queue, exc.orig)
+            log.warning("database unavailable in %s: %s", queue, exc.orig, extra=_about(item))
             time.sleep(1.0)
             return Outcome.REQUEUED
         except Exception as exc:  # noqa: BLE001 - any handler bug counts as an attempt
@@ -331,7 +370,9 @@ class Worker(ConsumerProducerMixin):
                         outcomes.append(Outcome.DUPLICATE)
                         continue
                     started = time.perf_counter()
-                    handler(session, event)
+                    with tracing.consuming(key[0], event.id, event.traceparent, event.tracestate) as span:
+                        batch[i].span = span
+                        handler(session, event)
                     HANDLER_SECONDS.labels(key[0]).observe(time.perf_counter() - started)
                     seen.add(key)
                     done.append((*key, event.type))
@@ -355,17 +396,19 @@ class Worker(ConsumerProducerMixin):
         reason = "".join(traceback.format_exception_only(exc)).strip()[:1000]
         if attempts >= self.max_attempts:
             self.dead_letter(queue, item.body, item.headers, attempts, f"handler failed {attempts} times: {reason}",
-                             message_id=item.message_id)
+                             message_id=item.message_id, about=_about(item))
             return Outcome.DEAD_LETTERED
-        log.warning("handler failed in %s (attempt %d): %s", queue, attempts, reason)
+        log.warning("handler failed in %s (attempt %d): %s", queue, attempts, reason,
+                    extra={**_about(item), "queue": queue, "attempt": attempts})
         time.sleep(min(0.05 * 2 ** attempts, 2.0))
         self._publish(item.body, item.headers | {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
                       exchange="", routing_key=queue, message_id=item.message_id)
         return Outcome.RETRIED
 
     def dead_letter(self, queue: str, body, headers: dict, attempts: int, reason: str,
-                    *, message_id: str = "") -> None:
-        log.error("dead-lettered from %s: %s", queue, reason)
+                    *, message_id: str = "", about: dict | None = None) -> None:
+        log.error("dead-lettered from %s: %s", queue, reason,
+                  extra={"event_id": message_id, **(about or {}), "queue": queue, "attempts": attempts})
         self._publish(body, headers | {
             ATTEMPTS_HEADER: attempts, REASON_HEADER: reason[:2000], "x-gridgov-queue": queue,
             "x-gridgov-dead-at": datetime.now(UTC).isoformat(),
@@ -396,6 +439,18 @@ class Worker(ConsumerProducerMixin):
         thread = threading.Thread(target=self.run_until_stopped, name=f"worker-{self.subscriptions.consumer}", daemon=True)
         thread.start()
         return thread
+
+
+def _about(item: Incoming) -> dict[str, str]:
+    """What a log line says about the message: its event id and type, and, outside the
+    span it was handled in, the trace it carried."""
+    event = item.event
+    if event is None:
+        return {"event_id": item.message_id} if item.message_id else {}
+    about = {"event_id": event.id, "event_type": event.type}
+    if item.span is None:
+        about |= tracing.ids(event.traceparent)
+    return about
 
 
 def _attempts(headers: dict) -> int:
