@@ -50,6 +50,9 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     # Where `gridgov worker` serves /metrics, /healthz and /readyz (host:port).
     worker_bind: str = "0.0.0.0:9000"
+    # On SIGTERM the worker finishes what it holds within this (Kubernetes'
+    # terminationGracePeriodSeconds must be longer; gunicorn's graceful_timeout is the same).
+    worker_grace_seconds: float = 20.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +80,7 @@ class Settings:
             inbox_retention_days=float(_env("GRIDGOV_INBOX_RETENTION_DAYS", "30")),  # type: ignore[arg-type]
             timezone=_env("GRIDGOV_TIMEZONE", "Asia/Shanghai"),  # type: ignore[arg-type]
             worker_bind=_env("GRIDGOV_WORKER_BIND", "0.0.0.0:9000"),  # type: ignore[arg-type]
+            worker_grace_seconds=float(_env("GRIDGOV_WORKER_GRACE_SECONDS", "20")),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 
