@@ -160,3 +160,29 @@ def test_a_log_line_names_the_trace_and_span_it_was_written_in():
 
     assert "trace_id" not in outside and outside["process"] == "worker"
     assert (inside["trace_id"], inside["span_id"]) == (TRACE_ID, span_id)
+
+
+def test_when_spans_are_exported_the_sdk_records_them_in_the_same_trace(monkeypatch):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(tracing, "exporting", True)
+
+    span, token = tracing.start_server_span("POST /lamps", {"HTTP_TRACEPARENT": PARENT})
+    carried = tracing.outgoing()  # what an event recorded here carries
+    tracing.end(span, token)
+    assert carried is not None
+    with tracing.consuming("tracetest.repairs", "e-1", carried[0], None):
+        pass
+
+    request, handling = exported.get_finished_spans()
+    assert request.context.trace_id == handling.context.trace_id == int(TRACE_ID, 16)
+    assert request.parent.span_id == 0xB7AD6B7169203331
+    assert handling.parent.span_id == request.context.span_id
+    assert handling.attributes["messaging.message.id"] == "e-1"
+    assert handling.kind == trace.SpanKind.CONSUMER
