@@ -116,6 +116,7 @@ def schemas_from_crds(root: Path) -> dict[tuple[str, str], dict]:
 
 def check(paths: list[Path], schemas: dict[tuple[str, str], dict]) -> list[str]:
     problems = []
+    validators: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
     for path in paths:
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if not doc or is_builtin(doc.get("apiVersion", "")):
@@ -126,7 +127,8 @@ def check(paths: list[Path], schemas: dict[tuple[str, str], dict]) -> list[str]:
             if schema is None:
                 problems.append(f"{name}: no schema for this kind (add k8s/schemas/{key[0]}/{key[1]}.yaml)")
                 continue
-            for error in sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path)):
+            validator = validators.setdefault(key, jsonschema.Draft7Validator(schema))
+            for error in sorted(validator.iter_errors(doc), key=lambda e: list(e.path)):
                 where = "/".join(str(p) for p in error.absolute_path) or "(object)"
                 problems.append(f"{name}: {where}: {error.message}")
     return problems

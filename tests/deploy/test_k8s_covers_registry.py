@@ -175,16 +175,19 @@ def test_the_service_broker_account_may_do_what_the_kit_does_and_no_more(service
     configure, write, read = (re.compile(rules[k]) for k in ("configure", "write", "read"))
     own = exchange_for(service)
     spec = registry.load(service)
+    bound = {exchange for sub in spec.subscriptions.queues.values() for exchange, _ in sub.bindings}
     assert configure.fullmatch(own) and write.fullmatch(own)  # the relay declares and publishes
     assert write.fullmatch("gridgov.dead-letters") and write.fullmatch("amq.default")  # dead letters, retries
-    for queue, subscription in spec.subscriptions.queues.items():
+    for queue in spec.subscriptions.queues:
         for name in (queue, dead_letter_queue_name(queue)):
             assert configure.fullmatch(name) and read.fullmatch(name) and write.fullmatch(name)
-        for exchange, _ in subscription.bindings:
-            assert read.fullmatch(exchange) and configure.fullmatch(exchange)  # bind from, declare
     for other in SERVICES:
+        exchange = exchange_for(other)
+        # binds from (read) and declares (configure) exactly the producers it subscribes to
+        assert bool(read.fullmatch(exchange)) == (exchange in bound), (service, exchange)
+        assert bool(configure.fullmatch(exchange)) == (exchange in bound or other == service), (service, exchange)
         if other != service:
-            assert not write.fullmatch(exchange_for(other)), f"{service} may publish as {other}"
+            assert not write.fullmatch(exchange), f"{service} may publish as {other}"
             assert not read.fullmatch(f"{other}.accounts"), f"{service} may read {other}'s queue"
 
 
