@@ -46,13 +46,16 @@ bench: $(STAMP) ## measure locate, relay and the petition loop against their bas
 	$(BIN)/python -m bench
 
 # Kubernetes manifests (k8s/): validated with tools of their own, in a virtualenv of their own.
-DEPLOY_VENV  := .venv-deploy
+# CI keeps it outside its fresh clone (DEPLOY_VENV=~/.cache/…, .ci/run), so the stamp is named
+# after the requirements' content rather than compared by date: a clone's files are all new.
+DEPLOY_VENV  ?= .venv-deploy
 DEPLOY_BIN   := $(DEPLOY_VENV)/bin
-DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell sha256sum k8s/requirements.txt | cut -c1-16)
 K8S_BUILD    := build/k8s
 K8S_OVERLAYS := dev prod
 
-$(DEPLOY_STAMP): k8s/requirements.txt
+$(DEPLOY_STAMP):
+	rm -rf $(DEPLOY_VENV)
 	$(PYTHON) -m venv $(DEPLOY_VENV)
 	$(DEPLOY_BIN)/pip install --quiet --upgrade pip
 	$(DEPLOY_BIN)/pip install --quiet -r k8s/requirements.txt
