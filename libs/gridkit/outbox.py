@@ -61,6 +61,7 @@ PURGED = Counter("gridgov_outbox_purged_total", "Settled events deleted after th
 FORGOTTEN = Counter("gridgov_inbox_forgotten_total", "Processed-event rows deleted after the retention",
                     ["service"])
 SETTLED = ("sent", "unroutable")
+BACKLOG_EVERY = 5.0  # seconds between counts of a backlog (an index scan; cheap, not free)
 
 
 def utcnow() -> datetime:
@@ -222,6 +223,7 @@ class Relay:
         self.rescan_every = rescan_every
         self._floor, self._last_low = 0, 0  # where the next take starts; the last batch's lowest id
         self._next_rescan = time.monotonic()
+        self._next_backlog = 0.0
         # Built once: constructing a statement cost as much as running it.
         t = self.table
         take = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
@@ -233,6 +235,7 @@ class Relay:
             t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
         self._mark_sent = update(t).where(ids).values(status="sent", sent_at=bindparam("now"))
         self._mark_failed = update(t).where(ids).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
+        self._count_pending = select(func.count()).select_from(t).where(t.c.status == "pending")
 
     def run_once(self) -> int:
         """Publish one batch; return how many rows were settled (sent or unroutable).
@@ -389,12 +392,12 @@ class Relay:
                 linger = next_linger(linger, taken, shortest=self.linger, longest=self.max_linger,
                                      full_enough=self.full_enough)
                 backoff = 0.5
-                if not busy:
-                    PENDING.labels(self.service).set(0)
+                self._report_backlog(caught_up=not busy)
             except BusUnavailable as exc:
                 # Short retries: each connect attempt is bounded, and a long wait
                 # here delays every event behind it once the broker is back.
                 log.warning("bus unavailable, outbox keeps the events: %s", exc)
+                self._report_backlog(caught_up=False)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 3)
                 continue
@@ -407,6 +410,21 @@ class Relay:
                 self._purge_when_due()
                 self._wait_for_commit()
         self._close_listener()
+
+    def _report_backlog(self, *, caught_up: bool) -> None:
+        """``gridgov_outbox_pending``: 0 once a batch was not full; else (a backlog, or the
+        broker gone) the pending rows counted, at most every ``BACKLOG_EVERY`` seconds."""
+        if caught_up:
+            PENDING.labels(self.service).set(0)
+            return
+        if time.monotonic() < self._next_backlog:
+            return
+        self._next_backlog = time.monotonic() + BACKLOG_EVERY
+        try:
+            with self.db.engine.connect() as conn:
+                PENDING.labels(self.service).set(conn.execute(self._count_pending).scalar_one())
+        except Exception:  # noqa: BLE001 - a gauge is not worth failing the relay for
+            log.debug("outbox backlog not counted", exc_info=True)
 
     def _wait_for_commit(self) -> None:
         if self.db.is_sqlite:
