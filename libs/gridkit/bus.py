@@ -32,6 +32,7 @@ import amqp
 import kombu
 from kombu import Exchange, Queue, binding
 from kombu.exceptions import OperationalError
+from kombu.utils.url import parse_url
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,6 @@ class Bus:
         """Which of ``order`` the connection went to (kombu switched along the list)."""
         if len(order) == 1:
             return 0
-        from kombu.utils.url import parse_url
-
         for i, node in enumerate(order):
             parsed = parse_url(node)
             if (parsed.get("hostname"), parsed.get("port")) == (conn.hostname, conn.port):

@@ -11,6 +11,8 @@ durable exchanges, queues and persistent messages, as on a real server::
         rabbit.kill()                    # SIGKILL to beam.smp, nothing flushed
         rabbit.start()                   # same data, same port
 
+:class:`RabbitCluster` joins several such nodes into one cluster.
+
 Run as root (the packaged wrapper drops to the ``rabbitmq`` user, so the
 directories are made in /tmp and given to that user) or as ``rabbitmq``.
 """
@@ -99,6 +101,8 @@ class PrivateRabbit:
         at the start: neither needs a ``rabbitmqctl`` call (each boots an Erlang VM,
         seconds on a loaded machine)."""
         self.pid_file.unlink(missing_ok=True)
+        if not Path(SERVER).exists():
+            raise RabbitError(f"no {SERVER}: a private node needs RabbitMQ installed (apt-get install rabbitmq-server)")
         done = subprocess.run([SERVER, "-detached"], env=self.env(), capture_output=True, text=True,
                               timeout=60)
         if done.returncode != 0:
