@@ -37,11 +37,11 @@ from typing import Any
 import kombu
 from kombu.mixins import ConsumerProducerMixin
 from prometheus_client import Counter, Histogram
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from . import tracing
 from .bus import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, Bus
-from .db import Database
+from .db import Database, unavailable
 from .events import Envelope, EventType, InvalidEvent, lookup
 from .outbox import Inbox
 
@@ -347,12 +347,9 @@ class Worker(ConsumerProducerMixin):
             if self._already_processed(queue, event.id):
                 return Outcome.DUPLICATE  # a concurrent redelivery won the race
             return self._failed(item, exc)
-        except OperationalError as exc:
-            # The database is down, not the message: back off and try again.
-            log.warning("database unavailable in %s: %s", queue, exc.orig, extra=_about(item))
-            time.sleep(1.0)
-            return Outcome.REQUEUED
         except Exception as exc:  # noqa: BLE001 - any handler bug counts as an attempt
+            if unavailable(exc):
+                return self._database_down(queue, exc)
             return self._failed(item, exc)
         finally:
             HANDLER_SECONDS.labels(queue).observe(time.perf_counter() - started)
@@ -379,13 +376,18 @@ class Worker(ConsumerProducerMixin):
                     outcomes.append(Outcome.PROCESSED)
                 self.inbox.remember(session, done)
             return outcomes
-        except OperationalError as exc:
-            log.warning("database unavailable in %s: %s", batch[0].sub.queue, exc.orig)
-            time.sleep(1.0)
-            return [Outcome.REQUEUED] * len(ready)
-        except Exception:  # noqa: BLE001 - someone in the batch failed: each on its own now
+        except Exception as exc:  # noqa: BLE001 - someone in the batch failed: each on its own now
+            if unavailable(exc):
+                return [self._database_down(batch[0].sub.queue, exc)] * len(ready)
             log.info("batch of %d rolled back; handling its messages one by one", len(ready))
             return None
+
+    @staticmethod
+    def _database_down(queue: str, exc: Exception) -> str:
+        # The database is down, not the message: back off and try again, no attempt counted.
+        log.warning("database unavailable in %s: %s", queue, getattr(exc, "orig", None) or exc)
+        time.sleep(1.0)
+        return Outcome.REQUEUED
 
     def _already_processed(self, queue: str, event_id: str) -> bool:
         with self.db.transaction() as session:
@@ -418,10 +420,25 @@ class Worker(ConsumerProducerMixin):
                  message_id: str = "") -> None:
         # Confirmed (confirm_publish) before we ack the original: never lost.
         properties = {"message_id": message_id} if message_id else {}
-        self.producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
-                              content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
-                              retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2},
-                              timeout=max(self.bus.timeout, 5.0), **properties)
+        try:
+            self.producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
+                                  content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
+                                  retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2},
+                                  timeout=max(self.bus.timeout, 5.0), **properties)
+        except Exception:
+            # Nacked, or unreachable beyond the retries: the original stays unacked (it comes
+            # back), and the next publish starts on a fresh connection, since a channel that
+            # saw a quorum queue's leader die may keep nacking that queue.
+            self._drop_producer_connection()
+            raise
+
+    def _drop_producer_connection(self) -> None:
+        conn, self._producer_connection = self._producer_connection, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
 
     # -- running ------------------------------------------------------------
 

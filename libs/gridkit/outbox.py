@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from . import tracing
 from .bus import Bus, BusUnavailable, Outgoing
-from .db import OUTBOX_CHANNEL, Database, delete_in_chunks, insert_at_commit, keep_tidy
+from .db import OUTBOX_CHANNEL, Database, delete_in_chunks, insert_at_commit, keep_tidy, unavailable
 from .events import Envelope, EventType
 
 log = logging.getLogger(__name__)
@@ -401,10 +401,18 @@ class Relay:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 3)
                 continue
-            except Exception:  # database down or similar: keep the relay alive
-                log.exception("relay batch failed")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+            except Exception as exc:  # keep the relay alive whatever happens
+                if unavailable(exc):
+                    # The outbox is in that database: nothing to publish until it is back,
+                    # and nothing lost meanwhile. Retry soon: events wait behind this.
+                    log.warning("database unavailable, relay waits: %s", getattr(exc, "orig", exc))
+                    self._close_listener()
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 3)
+                else:
+                    log.exception("relay batch failed")
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 10)
                 continue
             if not busy:
                 self._purge_when_due()
@@ -449,8 +457,8 @@ class Relay:
         if self._listener is None or self._listener.closed:
             import psycopg
 
-            url = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._listener = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            # The engine's own arguments: every host of a multi-host URL, read-write only.
+            self._listener = psycopg.connect(**self.db.connect_arguments(), autocommit=True)
             self._listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
         return self._listener
 

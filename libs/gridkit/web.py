@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from . import access, audit, inputs, logs, metrics, privacy, probes, tracing
+from .db import unavailable
 from .pagination import MAX_CURSOR
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
@@ -234,8 +235,8 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
                                         type="validation-error", title="Unprocessable Content"))
 
     @app.errorhandler(OperationalError)
-    def _database_down(exc: OperationalError):
-        log.error("database unavailable", extra={"error": str(exc.orig)})
+    def _database_down(exc: Exception):
+        log.error("database unavailable", extra={"error": str(getattr(exc, "orig", None) or exc)[:300]})
         return problem_response(Problem(503, "the service's database is unavailable; retry shortly",
                                         type="unavailable", headers={"Retry-After": "5"}))
 
@@ -243,6 +244,8 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return api.handle_http_exception(exc)
+        if unavailable(exc):  # not only OperationalError: a dropped connection, the pool, a standby
+            return _database_down(exc)
         log.exception("unhandled error")
         return problem_response(Problem(500, "an unexpected error occurred; it has been logged",
                                         type="internal-error"))
