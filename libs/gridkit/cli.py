@@ -96,6 +96,7 @@ def cmd_serve(args) -> int:
 
 def cmd_worker(args) -> int:
     runtime = _runtime(args.service)
+    runtime.measure_at_scrape()  # the outbox's backlog, the queues and the service's figures
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -19,7 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -53,8 +54,6 @@ ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEG
 PUBLISHED = Counter("gridgov_outbox_published_total", "Events confirmed by the broker", ["service"])
 UNROUTABLE = Counter("gridgov_outbox_unroutable_total", "Events no queue was bound for", ["service"])
 PUBLISH_FAILURES = Counter("gridgov_outbox_publish_failures_total", "Failed publish attempts", ["service"])
-PENDING = Gauge("gridgov_outbox_pending", "Events waiting in the outbox", ["service"],
-                multiprocess_mode="max")
 BATCH_SECONDS = Histogram("gridgov_outbox_batch_seconds", "Time to publish one relay batch", ["service"])
 PURGED = Counter("gridgov_outbox_purged_total", "Settled events deleted after the retention", ["service"])
 FORGOTTEN = Counter("gridgov_inbox_forgotten_total", "Processed-event rows deleted after the retention",
@@ -110,6 +109,34 @@ class Outbox:
     def pending_count(self, db: Database) -> int:
         with db.engine.connect() as conn:
             return conn.execute(select(func.count()).where(self.table.c.status == "pending")).scalar_one()
+
+    def backlog(self, db: Database) -> tuple[int, datetime | None]:
+        """How many events wait, and when the oldest of them was recorded (None: none waits)."""
+        t = self.table
+        with db.engine.connect() as conn:
+            count, oldest = conn.execute(select(func.count(), func.min(t.c.created_at))
+                                         .where(t.c.status == "pending")).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)  # SQLite keeps no zone; we store UTC
+        return count, oldest
+
+    def measure(self, service: str, db: Database):
+        """The backlog as metric families, for the worker's scrape (:mod:`gridkit.metrics`).
+
+        Read from the table, not kept by the relay: a relay that has stopped, or cannot
+        reach the broker, cannot report that its oldest event keeps getting older."""
+        def measure() -> list[GaugeMetricFamily]:
+            count, oldest = self.backlog(db)
+            pending = GaugeMetricFamily("gridgov_outbox_pending", "Events waiting in the outbox",
+                                        labels=["service"])
+            pending.add_metric([service], count)
+            age = GaugeMetricFamily("gridgov_outbox_oldest_pending_seconds",
+                                    "How long the oldest event waiting in the outbox has waited (0: none waits)",
+                                    labels=["service"])
+            age.add_metric([service], max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0)
+            return [pending, age]
+
+        return measure
 
 
 class Inbox:
@@ -366,8 +393,6 @@ class Relay:
                 linger = next_linger(linger, taken, shortest=self.linger, longest=self.max_linger,
                                      full_enough=self.full_enough)
                 backoff = 0.5
-                if not busy:
-                    PENDING.labels(self.service).set(0)
             except BusUnavailable as exc:
                 # Short retries: each connect attempt is bounded, and a long wait
                 # here delays every event behind it once the broker is back.
