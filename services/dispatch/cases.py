@@ -10,7 +10,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -78,8 +78,6 @@ UNATTENDED = Counter("gridgov_dispatch_unattended_total",
                      ["queue", "reason"])
 HANDED_BACK = Counter("gridgov_dispatch_handed_back_total",
                       "Cases given back because the people who had them left", ["reason"])
-CLAIM_SECONDS = Histogram("gridgov_dispatch_claim_seconds", "From a case's first offer to its claim (认领用时)",
-                          ["community"], buckets=(30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400))
 # Every series from the start at zero: increase() misses the first count of a series that
 # appears with it, and the alerts on these look at increase().
 for _step in ("approve", "claim", "handle", "review", "report_in"):
@@ -342,7 +340,6 @@ def claim(session: Session, snapshot: Snapshot, case_id: str, actor: Principal, 
     seconds = (now - aware(case.first_offered_at or case.opened_at)).total_seconds()
     record(session, CASE_CLAIMED, case, now, by=me, claim_seconds=seconds, handle_due=handle_due)
     CLAIMS.labels("won").inc()
-    CLAIM_SECONDS.labels(case.community or "none").observe(seconds)
     return case
 
 

@@ -1,11 +1,9 @@
 """The community figures dispatch gives Prometheus ("一屏知社区") are the ones staff read in
-GET /figures?by=community, on PostgreSQL and on SQLite; the claim time is observed per
-community at the claim."""
+GET /figures?by=community, on PostgreSQL and on SQLite, claim times included."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from contracts.identity import ROLE_GRANTED, ROLE_REVOKED
@@ -27,17 +25,15 @@ COUNTY_ADMIN_GRANT = 4  # admin-county in dispatch.testing.GRANTS
 
 
 def measured(runtime) -> dict[str, dict[tuple, float]]:
-    """Metric name → {label values: value} from the collector."""
-    return {family.name: {tuple(s.labels.values()): s.value for s in family.samples}
-            for family in figures.cases(runtime)}
-
-
-def claim_count(community: str) -> float:
-    return REGISTRY.get_sample_value("gridgov_dispatch_claim_seconds_count", {"community": community}) or 0.0
+    """Sample name → {label values: value} from the collector."""
+    found: dict[str, dict[tuple, float]] = {}
+    for family in figures.cases(runtime):
+        for s in family.samples:
+            found.setdefault(s.name, {})[tuple(s.labels.values())] = s.value
+    return found
 
 
 def test_the_community_figures_for_prometheus_are_those_of_get_figures(dispatch, client, as_):
-    claims_before = claim_count("DL-01-01")
     in_time, late, waiting, east, north = (submit(dispatch, p) for p in (SW1, SW1, SW1, EAST, NORTH))
     for case_id in (in_time, late):
         assert client.post(f"/cases/{case_id}/claim", headers=as_("worker-sw1-a")).status_code == 201
@@ -64,7 +60,15 @@ def test_the_community_figures_for_prometheus_are_those_of_get_figures(dispatch,
             for part in ("offered", "claimed_in_time", "resolved", "rated", "satisfied", "overdue")}
     assert west == {"offered": 3, "claimed_in_time": 1, "resolved": 2, "rated": 2, "satisfied": 1, "overdue": 1}
     assert got["gridgov_dispatch_cases"][("DL-01-01", "closed")] == 2
-    assert claim_count("DL-01-01") == claims_before + 2  # one observation per won claim
+    # claimed at once, and (its first offer moved two hours back after the claim) just under
+    # two hours after it; the median of /figures lies between
+    claims = {labels[1]: n for labels, n in got["gridgov_dispatch_claim_seconds_bucket"].items()
+              if labels[0] == "DL-01-01"}
+    assert (claims["30.0"], claims["3600.0"], claims["7200.0"], claims["+Inf"]) == (1, 1, 2, 2)
+    assert got["gridgov_dispatch_claim_seconds_count"][("DL-01-01",)] == 2
+    assert 7100 < got["gridgov_dispatch_claim_seconds_sum"][("DL-01-01",)] < 7300
+    assert claims["+Inf"] == 2 and got["gridgov_dispatch_claim_seconds_count"][("DL-01-02",)] == 0
+    assert 3600 < shown["DL-01-01"]["median_claim_seconds"] < 7300
 
 
 def test_a_case_nobody_can_take_is_counted_while_it_waits(dispatch):
@@ -75,4 +79,4 @@ def test_a_case_nobody_can_take_is_counted_while_it_waits(dispatch):
 
     feed(dispatch, ROLE_GRANTED, {"grant_id": 51, "user_id": "new-county-admin", "role": "county_admin",
                                   "scope": "county", "by": None})
-    assert measured(dispatch)["gridgov_dispatch_cases_unattended"] == {}
+    assert measured(dispatch).get("gridgov_dispatch_cases_unattended", {}) == {}
