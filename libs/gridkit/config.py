@@ -51,6 +51,8 @@ class Settings:
     # Figures measured at scrape time (outbox backlog, queue depths, business figures)
     # are read at most this often, however often Prometheus scrapes.
     metrics_cache_seconds: float = 15.0
+    # Where `gridgov worker` serves /metrics, /healthz and /readyz (host:port).
+    worker_bind: str = "0.0.0.0:9000"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -78,6 +80,7 @@ class Settings:
             inbox_retention_days=float(_env("GRIDGOV_INBOX_RETENTION_DAYS", "30")),  # type: ignore[arg-type]
             timezone=_env("GRIDGOV_TIMEZONE", "Asia/Shanghai"),  # type: ignore[arg-type]
             metrics_cache_seconds=float(_env("GRIDGOV_METRICS_CACHE_SECONDS", "15")),  # type: ignore[arg-type]
+            worker_bind=_env("GRIDGOV_WORKER_BIND", "0.0.0.0:9000"),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -14,15 +14,19 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str):
+    """``process`` is the kind of process (web, worker, cli), not its pid (that is ``pid``)."""
+
+    def __init__(self, service: str, process: str = "cli"):
         super().__init__()
         self.service = service
+        self.process = process
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "service": self.service,
+            "process": self.process,
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -37,9 +41,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure(service: str, level: str = "INFO") -> None:
+def configure(service: str, level: str = "INFO", process: str = "cli") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from importlib import metadata
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,6 +38,11 @@ HTTP_REQUESTS = Counter("gridgov_http_requests_total", "HTTP requests handled",
 HTTP_SECONDS = Histogram("gridgov_http_request_duration_seconds", "HTTP request latency",
                          ["service", "method", "route"],
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+try:
+    VERSION = metadata.version("gridgov")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0.0.0"
+
 SERVICE_INFO = Gauge("gridgov_service_info", "Service build information", ["service", "version"],
                      multiprocess_mode="max")
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import audit, inputs, logs, metrics, privacy
+from . import audit, inputs, logs, metrics, privacy, probes
 from .pagination import MAX_CURSOR
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
@@ -245,16 +245,10 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
 
     @app.get("/readyz")
     def readyz():
-        checks: dict[str, str] = {}
-        for name, check in (("database", runtime.db.ping), ("bus", runtime.bus.ping)):
-            try:
-                check()
-                checks[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
-                checks[name] = f"unavailable: {type(exc).__name__}"
-        if all(v == "ok" for v in checks.values()):
+        checks = probes.readiness(runtime)
+        if all(v == probes.OK for v in checks.values()):
             return {"status": "ready", "checks": checks}
-        raise Problem(503, "not ready", type="not-ready", checks=checks)
+        raise probes.not_ready(checks)
 
     @app.get("/metrics")
     def metrics_view():
@@ -265,7 +259,7 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     def openapi():
         return openapi_document(app)
 
-    metrics.SERVICE_INFO.labels(spec.name, "0.1.0").set(1)
+    metrics.SERVICE_INFO.labels(spec.name, metrics.VERSION).set(1)
     return app
 
 

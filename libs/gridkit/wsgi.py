@@ -9,5 +9,5 @@ from .service import Runtime
 
 def create(service: str):
     settings = Settings.from_env(service)
-    logs.configure(service, settings.log_level)
+    logs.configure(service, settings.log_level, process="web")
     return Runtime.build(registry.load(service), settings).app()
