@@ -23,6 +23,7 @@ from . import domain
 from .tables import Case
 
 NO_COMMUNITY = "none"  # a case outside every community (as GET /figures says)
+QUEUES = ("catch_all", "grid")  # where a case waits: the county's catch-all queue or a grid's
 
 # Each part of the figures, counted per community as GET /figures counts it (api.figures).
 PARTS = {
@@ -93,8 +94,9 @@ def cases(runtime: Runtime) -> list[GaugeMetricFamily | HistogramMetricFamily]:
             sums = totals.setdefault(where, [0] * (1 + len(PARTS)))
             for i, value in enumerate([overdue_count, *part_counts]):
                 sums[i] += int(value or 0)
-        for where, catch_all, count in conn.execute(waiting):
-            unattended.add_metric([where, "catch_all" if catch_all else "grid"], count)
+        nobody = {(where, "catch_all" if catch_all else "grid"): count for where, catch_all, count in conn.execute(waiting)}
+    for where, queue in sorted(nobody.keys() | {(where, queue) for where in totals for queue in QUEUES}):
+        unattended.add_metric([where, queue], nobody.get((where, queue), 0))  # a zero says all is well
     for where, (overdue_count, *part_counts) in sorted(totals.items()):
         late.add_metric([where], overdue_count)
         for family, value in zip(parts.values(), part_counts, strict=True):

@@ -75,8 +75,8 @@ def test_a_case_nobody_can_take_is_counted_while_it_waits(dispatch):
     feed(dispatch, ROLE_REVOKED, {"grant_id": COUNTY_ADMIN_GRANT, "user_id": "admin-county", "role": "county_admin",
                                   "scope": "county", "by": None})
     submit(dispatch, NORTH)  # the county's catch-all queue, and no county admin to offer it to
-    assert measured(dispatch)["gridgov_dispatch_cases_unattended"] == {("none", "catch_all"): 1}
+    assert measured(dispatch)["gridgov_dispatch_cases_unattended"] == {("none", "catch_all"): 1, ("none", "grid"): 0}
 
     feed(dispatch, ROLE_GRANTED, {"grant_id": 51, "user_id": "new-county-admin", "role": "county_admin",
                                   "scope": "county", "by": None})
-    assert measured(dispatch).get("gridgov_dispatch_cases_unattended", {}) == {}
+    assert measured(dispatch)["gridgov_dispatch_cases_unattended"] == {("none", "catch_all"): 0, ("none", "grid"): 0}
