@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e test-api lint catalogue bench clean k8s-check k8s-rules
+.PHONY: help install run test test-unit test-integration test-e2e test-api lint catalogue dashboards bench clean k8s-check k8s-rules
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,9 @@ lint: $(STAMP) ## ruff and mypy
 catalogue: $(STAMP) ## regenerate docs/events/asyncapi.json from the event declarations
 	@mkdir -p docs/events
 	$(BIN)/gridgov catalogue -o docs/events/asyncapi.json
+
+dashboards: $(STAMP) ## regenerate deploy/grafana/dashboards/*.json from deploy/grafana/dashboards.py
+	$(BIN)/python deploy/grafana/dashboards.py
 
 bench: $(STAMP) ## measure locate, relay and the petition loop against their baselines; writes bench-results.json
 	$(BIN)/python -m bench

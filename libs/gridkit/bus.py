@@ -31,7 +31,7 @@ from itertools import takewhile
 import amqp
 import kombu
 from kombu import Exchange, Queue, binding
-from kombu.exceptions import OperationalError
+from kombu.exceptions import ChannelError, OperationalError
 from kombu.utils.url import parse_url
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,22 @@ class Bus:
                 self.declare_consumer_queue(channel, name, bindings)
         finally:
             conn.release()
+
+    def depths(self, queues: Sequence[str]) -> dict[str, int]:
+        """Messages ready in each of these queues, by passive declare (it changes nothing);
+        a queue that does not exist (yet) is left out."""
+        depths = {}
+        conn = self.connect(heartbeat=0)
+        try:
+            channel = conn.channel()
+            for name in queues:
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except (amqp.exceptions.ChannelError, ChannelError):
+                    channel = conn.channel()  # the broker closed the channel that asked
+        finally:
+            conn.release()
+        return depths
 
     # -- publishing ---------------------------------------------------------
 

@@ -108,6 +108,7 @@ def cmd_worker(args) -> int:
 
     runtime = _runtime(args.service, process="worker")
     metrics.SERVICE_INFO.labels(args.service, metrics.VERSION).set(1)
+    runtime.measure_at_scrape()  # the outbox's backlog, the queues and the service's figures
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -37,10 +37,11 @@ from typing import Any
 import kombu
 from kombu.mixins import ConsumerProducerMixin
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.exc import IntegrityError
 
 from . import tracing
-from .bus import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, Bus
+from .bus import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, Bus, dead_letter_queue_name
 from .db import Database, unavailable
 from .events import Envelope, EventType, InvalidEvent, lookup
 from .outbox import Inbox
@@ -105,6 +106,26 @@ class Subscriptions:
     def describe(self) -> list[dict]:
         return [{"queue": s.queue, "events": sorted(s.handlers)} for s in self.queues.values()]
 
+    def measure(self, bus: Bus):
+        """Each queue's depth and its dead letters, as metric families for the worker's
+        scrape (:mod:`gridkit.metrics`): a consumer falling behind, and messages waiting
+        for someone to look at them, without access to RabbitMQ's own metrics."""
+        def measure() -> list[GaugeMetricFamily]:
+            queues = list(self.queues)
+            depths = bus.depths([*queues, *map(dead_letter_queue_name, queues)])
+            ready = GaugeMetricFamily("gridgov_queue_messages_ready", "Messages waiting in a consumer's queue",
+                                      labels=["queue"])
+            dead = GaugeMetricFamily("gridgov_queue_dead_letters", "Messages in a consumer queue's dead letters",
+                                     labels=["queue"])
+            for queue in queues:
+                if queue in depths:
+                    ready.add_metric([queue], depths[queue])
+                if (dlq := dead_letter_queue_name(queue)) in depths:
+                    dead.add_metric([queue], depths[dlq])
+            return [ready, dead]
+
+        return measure
+
 
 @dataclass
 class Incoming:
@@ -156,6 +177,13 @@ class Worker(ConsumerProducerMixin):
                                            heartbeat=0 if bus.is_memory else 30,
                                            transport_options={"polling_interval": 0.05} if bus.is_memory else {})
         self.ready = threading.Event()
+        for sub in subscriptions.queues.values():
+            if self.only is None or sub.queue in self.only:
+                # Every series from the start at zero: increase() misses the first
+                # message of a series that appears with it.
+                for outcome in Outcome.ALL:
+                    CONSUMED.labels(sub.queue, outcome)
+                HANDLER_SECONDS.labels(sub.queue)
 
     @property
     def producer_connection(self) -> kombu.Connection:

@@ -19,7 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -54,14 +55,11 @@ ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEG
 PUBLISHED = Counter("gridgov_outbox_published_total", "Events confirmed by the broker", ["service"])
 UNROUTABLE = Counter("gridgov_outbox_unroutable_total", "Events no queue was bound for", ["service"])
 PUBLISH_FAILURES = Counter("gridgov_outbox_publish_failures_total", "Failed publish attempts", ["service"])
-PENDING = Gauge("gridgov_outbox_pending", "Events waiting in the outbox", ["service"],
-                multiprocess_mode="max")
 BATCH_SECONDS = Histogram("gridgov_outbox_batch_seconds", "Time to publish one relay batch", ["service"])
 PURGED = Counter("gridgov_outbox_purged_total", "Settled events deleted after the retention", ["service"])
 FORGOTTEN = Counter("gridgov_inbox_forgotten_total", "Processed-event rows deleted after the retention",
                     ["service"])
 SETTLED = ("sent", "unroutable")
-BACKLOG_EVERY = 5.0  # seconds between counts of a backlog (an index scan; cheap, not free)
 
 
 def utcnow() -> datetime:
@@ -112,6 +110,34 @@ class Outbox:
     def pending_count(self, db: Database) -> int:
         with db.engine.connect() as conn:
             return conn.execute(select(func.count()).where(self.table.c.status == "pending")).scalar_one()
+
+    def backlog(self, db: Database) -> tuple[int, datetime | None]:
+        """How many events wait, and when the oldest of them was recorded (None: none waits)."""
+        t = self.table
+        with db.engine.connect() as conn:
+            count, oldest = conn.execute(select(func.count(), func.min(t.c.created_at))
+                                         .where(t.c.status == "pending")).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)  # SQLite keeps no zone; we store UTC
+        return count, oldest
+
+    def measure(self, service: str, db: Database):
+        """The backlog as metric families, for the worker's scrape (:mod:`gridkit.metrics`).
+
+        Read from the table, not kept by the relay: a relay that has stopped, or cannot
+        reach the broker, cannot report that its oldest event keeps getting older."""
+        def measure() -> list[GaugeMetricFamily]:
+            count, oldest = self.backlog(db)
+            pending = GaugeMetricFamily("gridgov_outbox_pending", "Events waiting in the outbox",
+                                        labels=["service"])
+            pending.add_metric([service], count)
+            age = GaugeMetricFamily("gridgov_outbox_oldest_pending_seconds",
+                                    "How long the oldest event waiting in the outbox has waited (0: none waits)",
+                                    labels=["service"])
+            age.add_metric([service], max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0)
+            return [pending, age]
+
+        return measure
 
 
 class Inbox:
@@ -205,7 +231,7 @@ class Relay:
                  retention: timedelta = timedelta(days=7), purge_every: float = 600.0,
                  rescan_every: float = 1.0):
         self.service = service
-        for metric in (PUBLISHED, UNROUTABLE, PUBLISH_FAILURES, PENDING, BATCH_SECONDS, PURGED):
+        for metric in (PUBLISHED, UNROUTABLE, PUBLISH_FAILURES, BATCH_SECONDS, PURGED):
             metric.labels(service)  # exposed from the start, so that rates and alerts begin at 0
         self.db = db
         self.table = outbox.table
@@ -223,7 +249,6 @@ class Relay:
         self.rescan_every = rescan_every
         self._floor, self._last_low = 0, 0  # where the next take starts; the last batch's lowest id
         self._next_rescan = time.monotonic()
-        self._next_backlog = 0.0
         # Built once: constructing a statement cost as much as running it.
         t = self.table
         take = (select(t.c.id, t.c.event_id, t.c.exchange, t.c.routing_key, t.c.body, t.c.attempts)
@@ -235,7 +260,6 @@ class Relay:
             t.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
         self._mark_sent = update(t).where(ids).values(status="sent", sent_at=bindparam("now"))
         self._mark_failed = update(t).where(ids).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
-        self._count_pending = select(func.count()).select_from(t).where(t.c.status == "pending")
 
     def run_once(self) -> int:
         """Publish one batch; return how many rows were settled (sent or unroutable).
@@ -392,12 +416,10 @@ class Relay:
                 linger = next_linger(linger, taken, shortest=self.linger, longest=self.max_linger,
                                      full_enough=self.full_enough)
                 backoff = 0.5
-                self._report_backlog(caught_up=not busy)
             except BusUnavailable as exc:
                 # Short retries: each connect attempt is bounded, and a long wait
                 # here delays every event behind it once the broker is back.
                 log.warning("bus unavailable, outbox keeps the events: %s", exc)
-                self._report_backlog(caught_up=False)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 3)
                 continue
@@ -418,21 +440,6 @@ class Relay:
                 self._purge_when_due()
                 self._wait_for_commit()
         self._close_listener()
-
-    def _report_backlog(self, *, caught_up: bool) -> None:
-        """``gridgov_outbox_pending``: 0 once a batch was not full; else (a backlog, or the
-        broker gone) the pending rows counted, at most every ``BACKLOG_EVERY`` seconds."""
-        if caught_up:
-            PENDING.labels(self.service).set(0)
-            return
-        if time.monotonic() < self._next_backlog:
-            return
-        self._next_backlog = time.monotonic() + BACKLOG_EVERY
-        try:
-            with self.db.engine.connect() as conn:
-                PENDING.labels(self.service).set(conn.execute(self._count_pending).scalar_one())
-        except Exception:  # noqa: BLE001 - a gauge is not worth failing the relay for
-            log.debug("outbox backlog not counted", exc_info=True)
 
     def _wait_for_commit(self) -> None:
         if self.db.is_sqlite:

@@ -15,15 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
-from . import access, migrations, privacy
+from . import access, metrics, migrations, privacy
 from .access import RevokedAccess
 from .auth import TokenVerifier
 from .bus import Bus
@@ -57,6 +60,11 @@ class ServiceSpec:
     # What the service holds about people, to export and to erase (gridkit.privacy);
     # privacy.HOLDS_NOTHING when it keeps nothing. Every registered service declares one.
     personal_data: privacy.PersonalData | None = None
+    # The service's own figures from its database, for Prometheus (the business figures
+    # of "一屏知社区"): each is called as ``collector(runtime)`` when the worker process is
+    # scraped, at most every GRIDGOV_METRICS_CACHE_SECONDS, and returns metric families
+    # (prometheus_client.core.GaugeMetricFamily, …) with bounded labels only.
+    collectors: list[Callable[[Runtime], Iterable[Metric]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Every service obeys identity's account lifecycle: the kit subscribes it.
@@ -126,6 +134,20 @@ class Runtime:
             return None
         return Worker(self.spec.subscriptions, self.db, self.spec.inbox, self.bus,
                       max_attempts=self.settings.max_delivery_attempts, **kwargs)
+
+    def measure_at_scrape(self, registry: CollectorRegistry = REGISTRY) -> None:
+        """What the worker process's ``/metrics`` reads when scraped: the outbox's backlog,
+        the depth and dead letters of each of the service's queues, and the service's own
+        figures (``ServiceSpec.collectors``). Web processes measure none of these: they
+        would each run the same queries, and their counters are aggregated from files."""
+        name, ttl = self.spec.name, self.settings.metrics_cache_seconds
+        metrics.measure_at_scrape(f"{name} outbox", self.outbox.measure(name, self.db), ttl=ttl, registry=registry)
+        if self.spec.subscriptions and self.spec.subscriptions.queues:
+            metrics.measure_at_scrape(f"{name} queues", self.spec.subscriptions.measure(self.bus), ttl=ttl,
+                                      registry=registry)
+        for collector in self.spec.collectors:
+            metrics.measure_at_scrape(f"{name} {getattr(collector, '__name__', 'collector')}",
+                                      partial(collector, self), ttl=ttl, registry=registry)
 
     def app(self, testing: bool = False):
         from .web import create_app
