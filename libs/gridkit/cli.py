@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from . import logs, registry
+from . import logs, registry, tracing
 from .config import Settings
 
 log = logging.getLogger("gridkit.worker")
@@ -82,6 +82,7 @@ def _runtime(name: str, process: str = "cli", **kwargs):
 
     settings = Settings.from_env(name)
     logs.configure(name, settings.log_level, process=process)
+    tracing.configure(name, process)
     return Runtime.build(registry.load(name), settings, **kwargs)
 
 
@@ -117,8 +118,10 @@ def cmd_worker(args) -> int:
     log.info("worker started", extra={"version": metrics.VERSION, "bind": runtime.settings.worker_bind,
                                       "pid": os.getpid()})
     stop.wait()
-    runtime.stop_background()
+    log.info("worker stopping: finishing what it holds", extra={"grace_seconds": runtime.settings.worker_grace_seconds})
+    runtime.stop_background(grace=runtime.settings.worker_grace_seconds)
     server.stop()
+    log.info("worker stopped")
     return 0
 
 

@@ -53,6 +53,9 @@ class Settings:
     metrics_cache_seconds: float = 15.0
     # Where `gridgov worker` serves /metrics, /healthz and /readyz (host:port).
     worker_bind: str = "0.0.0.0:9000"
+    # On SIGTERM the worker finishes what it holds within this (Kubernetes'
+    # terminationGracePeriodSeconds must be longer; gunicorn's graceful_timeout is the same).
+    worker_grace_seconds: float = 20.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -81,6 +84,7 @@ class Settings:
             timezone=_env("GRIDGOV_TIMEZONE", "Asia/Shanghai"),  # type: ignore[arg-type]
             metrics_cache_seconds=float(_env("GRIDGOV_METRICS_CACHE_SECONDS", "15")),  # type: ignore[arg-type]
             worker_bind=_env("GRIDGOV_WORKER_BIND", "0.0.0.0:9000"),  # type: ignore[arg-type]
+            worker_grace_seconds=float(_env("GRIDGOV_WORKER_GRACE_SECONDS", "20")),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 

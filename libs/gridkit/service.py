@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -154,17 +155,19 @@ class Runtime:
         return create_app(self.spec, self, testing=testing)
 
     def start_background(self) -> list[threading.Thread]:
-        """Relay and worker as daemon threads (embedded mode, tests)."""
+        """Relay and worker as daemon threads (`gridgov worker`, embedded mode, tests)."""
         threads = []
         relay = self.relay()
         self.extras["relay"] = relay
         t = threading.Thread(target=relay.run_forever, name=f"relay-{self.spec.name}", daemon=True)
         t.start()
         threads.append(t)
+        self.extras["relay_thread"] = t
         worker = self.worker()
         if worker:
             self.extras["worker"] = worker
-            threads.append(worker.start_in_thread())
+            self.extras["worker_thread"] = worker.start_in_thread()
+            threads.append(self.extras["worker_thread"])
         stop = self.extras.setdefault("stop", threading.Event())
         loops = list(self.spec.background)
         if worker:
@@ -178,15 +181,42 @@ class Runtime:
         self.extras["threads"] = threads
         return threads
 
-    def stop_background(self) -> None:
-        if stop := self.extras.get("stop"):
-            stop.set()
-        if relay := self.extras.get("relay"):
-            relay.stop()
+    def stop_background(self, grace: float = 5.0) -> None:
+        """Stop in the order that loses nothing, within ``grace`` seconds in all.
+
+        The consumer first: it takes no new message, and settles (handles and acks) what
+        it holds; messages prefetched but not yet taken go back to the queue when its
+        connection closes. Then the loops beside it (sweeps, deliveries) finish their
+        round. The relay last: it finishes its batch and publishes what is pending, so
+        the events the last handlers recorded go out now rather than with the next
+        worker. Whatever is still running at the deadline is left to die with the process:
+        unacked messages are redelivered (the inbox skips what was handled) and
+        unpublished events wait in the outbox."""
+        deadline = time.monotonic() + grace
+
+        def join(thread: threading.Thread | None) -> bool:
+            if thread is not None:
+                thread.join(timeout=max(deadline - time.monotonic(), 0))
+                return not thread.is_alive()
+            return True
+
+        threads = self.extras.pop("threads", [])
         if worker := self.extras.get("worker"):
             worker.stop()
-        for thread in self.extras.pop("threads", []):
-            thread.join(timeout=5)  # no consumer of this runtime outlives it
+            if not join(self.extras.get("worker_thread")):
+                log.warning("the consumer did not stop within the grace period", extra={"grace_seconds": grace})
+        if stop := self.extras.get("stop"):
+            stop.set()
+        relay = self.extras.get("relay")
+        relay_thread = self.extras.get("relay_thread")
+        for thread in threads:
+            if thread is not relay_thread:
+                join(thread)
+        if relay:
+            relay.stop()
+            if join(relay_thread):
+                relay.flush(deadline)
+            relay.close()
 
 
 def runtime() -> Runtime:
