@@ -34,6 +34,9 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = None  # the app logs each request as JSON
 limit_request_line = 8190
+# No control socket (gunicorn 25+ makes one under $HOME): the root filesystem of a pod is
+# read-only, and processes are managed by signals from Kubernetes or compose.
+control_socket_disable = True
 
 
 def _without_server_banner() -> None:

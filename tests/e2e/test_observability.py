@@ -39,7 +39,7 @@ from .journey import PROPAGATION, Gridgov, small_world_cast, wait_until_dispatch
 TRACE_ID = uuid.uuid4().hex
 TRACEPARENT = f"00-{TRACE_ID}-{uuid.uuid4().hex[:16]}-01"
 # Any label value that looks like an identifier: a uuid, a long number, a long hex string.
-ID_LIKE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-|\d{5,}|[0-9a-f]{12,}", re.IGNORECASE)
+ID_LIKE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-|\d{8,}|[0-9a-f]{16,}", re.IGNORECASE)
 NUMERIC_LABELS = {"le", "quantile", "version"}  # numbers by design
 MAX_SERIES = 2500  # per process; a few hundred today
 STAFF = 40  # accounts made in the stream a SIGTERM interrupts
