@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 
-from . import logs, registry
+from . import logs, registry, tracing
 from .config import Settings
 
 log = logging.getLogger("gridkit.worker")
@@ -82,6 +82,7 @@ def _runtime(name: str, process: str = "cli", **kwargs):
 
     settings = Settings.from_env(name)
     logs.configure(name, settings.log_level, process=process)
+    tracing.configure(name, process)
     return Runtime.build(registry.load(name), settings, **kwargs)
 
 
@@ -107,6 +108,7 @@ def cmd_worker(args) -> int:
 
     runtime = _runtime(args.service, process="worker")
     metrics.SERVICE_INFO.labels(args.service, metrics.VERSION).set(1)
+    runtime.measure_at_scrape()  # the outbox's backlog, the queues and the service's figures
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -116,8 +118,10 @@ def cmd_worker(args) -> int:
     log.info("worker started", extra={"version": metrics.VERSION, "bind": runtime.settings.worker_bind,
                                       "pid": os.getpid()})
     stop.wait()
-    runtime.stop_background()
+    log.info("worker stopping: finishing what it holds", extra={"grace_seconds": runtime.settings.worker_grace_seconds})
+    runtime.stop_background(grace=runtime.settings.worker_grace_seconds)
     server.stop()
+    log.info("worker stopped")
     return 0
 
 

@@ -1,4 +1,6 @@
-"""Structured JSON logs, one object per line, with the request id when there is one."""
+"""Structured JSON logs, one object per line: ``time, level, service, process, logger,
+message``, the request id when there is one, and ``trace_id``/``span_id`` of the current
+trace (a request's, or the handling of an event: :mod:`gridkit.tracing`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from opentelemetry import trace
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -33,6 +37,10 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid:
             entry["request_id"] = rid
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

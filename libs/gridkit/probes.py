@@ -25,9 +25,15 @@ OK = "ok"
 
 
 def readiness(runtime, threads: Iterable[threading.Thread] | None = None) -> dict[str, str]:
-    """Each check by name: ``"ok"`` or what is wrong (never raises)."""
+    """Each check by name: ``"ok"`` or what is wrong (never raises).
+
+    A web process (``threads`` None) needs only its database: what it changes goes out
+    through the outbox, which keeps events while the broker is away, so a broker outage
+    must not take every web pod out of service (nor cost an AMQP connection per probe).
+    A worker (its ``threads`` given) needs the broker too, and every thread alive."""
     checks: dict[str, str] = {}
-    for name, check in (("database", runtime.db.ping), ("bus", runtime.bus.ping)):
+    needs = [("database", runtime.db.ping)] + ([("bus", runtime.bus.ping)] if threads is not None else [])
+    for name, check in needs:
         try:
             check()
             checks[name] = OK

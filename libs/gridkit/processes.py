@@ -53,6 +53,7 @@ class Platform:
     urls: dict[str, str] = field(default_factory=dict)
     # Where each service's `gridgov worker` serves /metrics, /healthz and /readyz.
     worker_urls: dict[str, str] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)  # what workers get beside env
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def url(self, service: str, path: str = "") -> str:
@@ -68,13 +69,25 @@ class Platform:
         self.processes[name] = proc
         return proc
 
+    def start_web(self, service: str) -> subprocess.Popen:
+        """The service's gunicorn, on the port it had before if it is restarted, with an
+        empty Prometheus multiprocess directory of its own."""
+        if service not in self.urls:
+            self.urls[service] = f"http://127.0.0.1:{free_port()}"
+        metrics_dir = self.logs / f"metrics-{service}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        return self.spawn(f"{service}-web", [
+            str(BIN / "gunicorn"), f'gridkit.wsgi:create("{service}")', "-c", "deploy/gunicorn.conf.py",
+            "--bind", self.urls[service].removeprefix("http://")], {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+
     def start_worker(self, service: str) -> subprocess.Popen:
         """The service's worker, on the probe port it had before if it is restarted."""
         if service not in self.worker_urls:
             self.worker_urls[service] = f"http://127.0.0.1:{free_port()}"
         bind = self.worker_urls[service].removeprefix("http://")
         return self.spawn(f"{service}-worker", [str(BIN / "gridgov"), "worker", service],
-                          {"GRIDGOV_WORKER_BIND": bind})
+                          self.worker_env | {"GRIDGOV_WORKER_BIND": bind})
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.processes[name]
@@ -131,7 +144,7 @@ class Platform:
 
 def start_platform(services: list[str], *, database_url: Callable[[str], str], bus_url: str,
                    logs: Path, data_key: str, extra_env: dict[str, str] | None = None,
-                   web_workers: int = 2) -> Platform:
+                   web_workers: int = 2, worker_env: dict[str, str] | None = None) -> Platform:
     """Migrate, then start a gunicorn and a worker per service; wait until all are ready
     (each worker on a free port of its own for its probes and metrics: ``worker_urls``)."""
     env = dict(os.environ) | {
@@ -144,18 +157,13 @@ def start_platform(services: list[str], *, database_url: Callable[[str], str], b
     for name in services:
         env[f"GRIDGOV_{name.upper()}_DATABASE_URL"] = database_url(name)
         env[f"GRIDGOV_{name.upper()}_URL"] = f"http://127.0.0.1:{ports[name]}"
-    platform = Platform(env=env, logs=logs)
+    platform = Platform(env=env, logs=logs, worker_env=worker_env or {})
     platform.gridgov("migrate", "all")
     try:
         for name in services:
-            metrics_dir = logs / f"metrics-{name}"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
-            platform.spawn(f"{name}-web", [
-                str(BIN / "gunicorn"), f'gridkit.wsgi:create("{name}")', "-c", "deploy/gunicorn.conf.py",
-                "--bind", f"127.0.0.1:{ports[name]}"], {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
-            platform.start_worker(name)
             platform.urls[name] = f"http://127.0.0.1:{ports[name]}"
+            platform.start_web(name)
+            platform.start_worker(name)
         for name in services:
             platform.wait_ready(name)
     except BaseException:
