@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e test-api lint catalogue dashboards bench clean k8s-check k8s-rules
+.PHONY: help install run test test-unit test-integration test-e2e test-api lint catalogue dashboards bench lock stack-files stack-check clean k8s-check k8s-rules
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,16 @@ dashboards: $(STAMP) ## regenerate deploy/grafana/dashboards/*.json from deploy/
 bench: $(STAMP) ## measure locate, relay and the petition loop against their baselines; writes bench-results.json
 	$(BIN)/python -m bench
 
+lock: $(STAMP) ## re-pin the image's dependencies from pyproject.toml into deploy/requirements.lock (hashed)
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --build-deps-for=wheel \
+	  --no-emit-index-url --no-emit-find-links --output-file=deploy/requirements.lock pyproject.toml
+
+stack-files: $(STAMP) ## rewrite the compose stack's per-service files (RabbitMQ users, databases, scrape targets) from the registry
+	$(BIN)/python deploy/stack_files.py
+
+stack-check: $(STAMP) ## build the image, bring docker-compose.yml up on local stand-ins, run the first session, tear down (podman)
+	deploy/ci/stack-check.sh
+
 # Kubernetes manifests (k8s/): validated with tools of their own, in a virtualenv of their own.
 # CI keeps it outside its fresh clone (DEPLOY_VENV=~/.cache/…, .ci/run), so the stamp is named
 # after the requirements' content rather than compared by date: a clone's files are all new.
@@ -80,4 +90,4 @@ k8s-rules: $(DEPLOY_STAMP) ## regenerate k8s/overlays/prod/platform/prometheusru
 	$(DEPLOY_BIN)/python k8s/tools/prometheusrule.py
 
 clean: ## remove the virtualenvs, demo data, rendered manifests and caches
-	rm -rf $(VENV) $(DEPLOY_VENV) $(K8S_BUILD) data .pytest_cache .ruff_cache .mypy_cache bench-results.json
+	rm -rf $(VENV) $(DEPLOY_VENV) $(K8S_BUILD) .tools data .pytest_cache .ruff_cache .mypy_cache bench-results.json
