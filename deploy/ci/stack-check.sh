@@ -70,11 +70,15 @@ build() {  # build IMAGE CONTEXT [options]: docker format keeps HEALTHCHECK
   quiet podman build --format docker --build-arg "BASE_IMAGE=$BASE" "${secret[@]}" -t "$image" "$@" "$context"
   echo "  $image ($((SECONDS - started)) s)"
 }
-step "building the image and the stand-ins (unchanged layers come from the cache)"
-build "$GRIDGOV_IMAGE" . -f deploy/Dockerfile
+step "building the image and the stand-ins, side by side (unchanged layers come from the cache)"
+builds=()
+build "$GRIDGOV_IMAGE" . -f deploy/Dockerfile &
+builds+=($!)
 for standin in rabbitmq postgres prometheus; do
-  build "localhost/gridgov-standin-$standin:dev" "deploy/standins/$standin"
+  build "localhost/gridgov-standin-$standin:dev" "deploy/standins/$standin" &
+  builds+=($!)
 done
+for pid in "${builds[@]}"; do wait "$pid"; done  # a failed build fails the check here
 
 # -- the stack --------------------------------------------------------------------------
 containers() {  # containers SERVICE...: their container ids in this project
