@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== {name} ==", flush=True)
             figures += SUITES[name](pg_url=pg_url, amqp_url=amqp_url, scale=args.scale)
 
-    print(f"\n{'figure':<28}{'value':>14}  {'unit':<10}{'baseline':>14}{'ratio':>9}  target  met")
+    print(f"\n{'figure':<30}{'value':>14}  {'unit':<10}{'baseline':>14}{'ratio':>9}  target  met")
     for f in figures:
-        print(f"{f.name:<28}{f.value:>14.2f}  {f.unit:<10}"
+        print(f"{f.name:<30}{f.value:>14.2f}  {f.unit:<10}"
               f"{(f'{f.baseline:.2f}' if f.baseline is not None else 'n/a'):>14}"
               f"{(f'{f.ratio:.2f}' if f.ratio is not None else 'n/a'):>9}  {f.target:<7} "
               f"{'yes' if f.met else ('n/a' if f.met is None else 'NO')}")

@@ -21,7 +21,7 @@ class Figure:
     value: float
     unit: str
     baseline: float | None
-    target: str  # e.g. ">= 10" (ratio) or "< 50" (value)
+    target: str  # e.g. ">= 10" (ratio), "< 50" or "<= 15" (value)
     notes: list[str] = field(default_factory=list)
     target_on: str = "ratio"  # which number the target applies to
 
@@ -37,7 +37,7 @@ class Figure:
         if number is None:
             return None
         op, bound = self.target.split()
-        return number >= float(bound) if op == ">=" else number < float(bound)
+        return {">=": number >= float(bound), "<=": number <= float(bound), "<": number < float(bound)}[op]
 
     def as_json(self) -> dict:
         return {"value": round(self.value, 3), "unit": self.unit,

@@ -224,6 +224,11 @@ def _value_load(field: fields.Field) -> Callable[[Any], Any]:
         typed = _exactly(int)
     elif kind is fields.Float and isinstance(field, fields.Float) and not field.allow_nan:
         typed = _finite_float
+    elif kind is fields.DateTime and isinstance(field, fields.DateTime) and field.format in (None, "iso", "iso8601"):
+        typed = _iso_datetime  # every event's times: its load was marshmallow's for one field
+    elif kind is fields.Dict and isinstance(field, fields.Dict) and field.key_field is None \
+            and field.value_field is None:
+        typed = _plain_dict
     else:
         raise _Unknown
     validators = tuple(field.validators)
@@ -255,6 +260,23 @@ def _finite_float(value):
     if type(value) not in (float, int) or not math.isfinite(value):
         raise _NotPlain
     return float(value)
+
+
+def _iso_datetime(value):
+    # What marshmallow's DateTime does with its default format (datetime.fromisoformat).
+    if type(value) is not str:
+        raise _NotPlain
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise _NotPlain from None
+
+
+def _plain_dict(value):
+    # marshmallow's Dict without key or value fields: a copy of any mapping.
+    if type(value) is not dict:
+        raise _NotPlain
+    return dict(value)
 
 
 # --- dump ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from gridkit.auth import Principal
@@ -169,11 +169,16 @@ def load(session: Session, case_id: str, *, lock: bool = True) -> Case:
     return case
 
 
+# Statements every case opened runs, built once: building one cost as much as running it.
+COMMUNITY_SETTINGS = select(CommunitySettings).where(CommunitySettings.division_code == bindparam("code"))
+CASE_OF_PETITION = select(Case.id).where(Case.petition_id == bindparam("petition_id"))
+
+
 def community_settings(session: Session, code: str | None) -> CommunitySettings:
     # Remembered for the transaction (a batch of cases in one community asks once).
     known = session.info.setdefault("community_settings", {})
     if code not in known:
-        known[code] = session.get(CommunitySettings, code) if code else None
+        known[code] = session.execute(COMMUNITY_SETTINGS, {"code": code}).scalar_one_or_none() if code else None
     return known[code] or CommunitySettings(division_code=code, approval_required=False, review_required=False)
 
 
@@ -198,7 +203,7 @@ class CaseNotOpenedYet(RuntimeError):
 def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetime) -> Case | None:
     """One case per petition: route the place to the deepest grid of the petition's
     network, or to the county's catch-all queue; offer it or wait for approval."""
-    if session.execute(select(Case.id).where(Case.petition_id == petition["petition_id"])).first():
+    if session.execute(CASE_OF_PETITION, {"petition_id": petition["petition_id"]}).first():
         return None  # the same petition again (a replay under a new event id): one case
     lon, lat = petition["place"]["lon"], petition["place"]["lat"]
     grid = snapshot.grid_at(petition["network"], lon, lat)

@@ -15,7 +15,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from gridgeo import LocateIndex, parse_boundary
@@ -112,11 +112,14 @@ class Snapshot:
         return out
 
 
+# The statements every case opened runs, built once: building one cost as much as running it.
+REVISION = select(ProjectionRevision.revision).where(ProjectionRevision.id == 1)
+
+
 def read_revision(session: Session) -> int:
     """Read once per transaction (a batch of cases asks once); ``bump_projection`` forgets it."""
     if "projection_revision" not in session.info:
-        session.info["projection_revision"] = session.execute(
-            select(ProjectionRevision.revision).where(ProjectionRevision.id == 1)).scalar_one_or_none() or 0
+        session.info["projection_revision"] = session.execute(REVISION).scalar_one_or_none() or 0
     return session.info["projection_revision"]
 
 
@@ -187,6 +190,11 @@ def enabled(user_id_column):
     return ~exists().where(AccountStatus.user_id == user_id_column, AccountStatus.disabled.is_(True))
 
 
+GRID_STAFF = select(GridStaff.user_id).where(
+    GridStaff.grid_id == bindparam("grid_id"), GridStaff.role == bindparam("role"), GridStaff.active.is_(True),
+    enabled(GridStaff.user_id))
+
+
 def grid_staff(session: Session, grid_id: int | None, role: str) -> list[str]:
     if grid_id is None:
         return []
@@ -194,9 +202,7 @@ def grid_staff(session: Session, grid_id: int | None, role: str) -> list[str]:
     # staffing handlers forget it when they change a grid's staff.
     known = session.info.setdefault("grid_staff", {})
     if (grid_id, role) not in known:
-        known[grid_id, role] = sorted(set(session.execute(select(GridStaff.user_id).where(
-            GridStaff.grid_id == grid_id, GridStaff.role == role, GridStaff.active.is_(True),
-            enabled(GridStaff.user_id))).scalars()))
+        known[grid_id, role] = sorted(set(session.execute(GRID_STAFF, {"grid_id": grid_id, "role": role}).scalars()))
     return list(known[grid_id, role])
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from contracts import dispatch as dispatch
@@ -67,12 +67,18 @@ def add_step(session: Session, petition_id: str, kind: str, at, **params) -> Non
         "params": json.dumps(params, ensure_ascii=False, default=str)})
 
 
+# Built once: every case event reads its petition, and an assignment its grid's name
+# (building a statement cost as much as running it).
+PETITION_LOCKED = select(Petition).where(Petition.id == bindparam("id")).with_for_update()
+GRID_NAME = select(GridName.name).where(GridName.id == bindparam("id"))
+
+
 def _petition(session: Session, event: Event) -> Petition | None:
     # Locked once per transaction: a batch often holds a case's opened and assigned together.
     locked = session.info.setdefault("locked_petitions", {})
     if event.data["petition_id"] in locked:
         return locked[event.data["petition_id"]]
-    petition = session.get(Petition, event.data["petition_id"], with_for_update=True)
+    petition = session.execute(PETITION_LOCKED, {"id": event.data["petition_id"]}).scalar_one_or_none()
     locked[event.data["petition_id"]] = petition
     if petition is None:
         # Not ours (another intake's test data, or a case opened by hand): nothing to show.
@@ -86,8 +92,12 @@ def _move(petition: Petition, status: str, *, backwards: bool = False) -> None:
 
 
 def _grid_name(session: Session, grid_id: int | None) -> str | None:
-    row = session.get(GridName, grid_id) if grid_id is not None else None
-    return row.name if row else (f"#{grid_id}" if grid_id is not None else None)
+    if grid_id is None:
+        return None
+    names = session.info.setdefault("grid_names", {})  # a batch's assignments in one grid ask once
+    if grid_id not in names:
+        names[grid_id] = session.execute(GRID_NAME, {"id": grid_id}).scalar_one_or_none()
+    return names[grid_id] or f"#{grid_id}"
 
 
 def on_case(event_type, purpose: str = "timeline"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -42,9 +43,12 @@ def setup(runtime: Runtime) -> None:
             session.flush()  # their ids (one INSERT … RETURNING for a whole batch)
             # Delivered at commit, notices and all, to every process's broadcaster
             # (LISTEN): the worker writes the notices, gunicorn's workers serve the streams.
-            session.execute(text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) "
-                                 "AS payload"), {"channel": NOTICES_CHANNEL,
-                                                 "payloads": notify_payloads([notice_json(n) for n in notices])})
+            # The payloads travel as one JSON array of strings: as a text[] parameter psycopg
+            # quoted each payload through a regular expression, 8 % of the worker's time.
+            payloads = json.dumps(notify_payloads([notice_json(n) for n in notices]), ensure_ascii=False)
+            session.execute(text("SELECT pg_notify(:channel, payload) FROM json_array_elements_text("
+                                 "CAST(:payloads AS json)) AS payload"),
+                            {"channel": NOTICES_CHANNEL, "payloads": payloads})
 
     def after_commit(session) -> None:
         if session.info.pop("notices_written", None) and runtime.db.is_sqlite:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -87,6 +88,31 @@ def test_events_committed_faster_than_the_linger_go_out_together(ledger, effects
     published = [n for n in batches if n]
     assert sum(published) == 200 and sum(wiretap.collect().values()) == 200
     assert len(published) <= 200 / 4, f"{len(published)} batches for 200 events: the relay did not linger"
+
+
+def test_a_commit_in_the_relays_own_process_wakes_it_once(ledger, effects, start_worker, wiretap):
+    # Such a commit sets the process's event a moment after its NOTIFY reaches the relay: a
+    # wake-up for each found nothing the second time (three statements for nothing).
+    start_worker(effects)
+    relay = ledger.relay(poll_interval=30)
+    batches: list[int] = []
+    run_once = relay.run_once
+    relay.run_once = lambda: batches.append(run_once()) or batches[-1]  # type: ignore[method-assign]
+    thread = threading.Thread(target=relay.run_forever, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: relay._listener is not None, message="the relay to LISTEN")
+        ids = []
+        for _ in range(40):  # one commit every 30 ms, each published before the next
+            ids += record_entries(ledger.db, 1)
+            time.sleep(0.03)
+        wait_for(lambda: len(applied_counts(effects.db)) == len(ids), message="every effect")
+    finally:
+        relay.stop()
+        thread.join(timeout=10)
+    published = [n for n in batches if n]
+    assert sum(published) == 40 and sum(wiretap.collect().values()) == 40
+    assert batches.count(0) <= 4, f"{batches.count(0)} empty takes for {len(published)} batches"
 
 
 def test_under_a_heavy_stream_the_relay_waits_longer_and_sends_bigger_batches(ledger, effects, start_worker,

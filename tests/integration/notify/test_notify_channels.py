@@ -2,12 +2,14 @@
 retries with backoff, dead deliveries and notify.delivery.failed."""
 
 import json
+import uuid
 
+import pytest
 from sqlalchemy import select
 
 from contracts.dispatch import CASE_ASSIGNED, DEADLINE_MISSED
 from gridkit.testkit import wait_for
-from notify.tables import Delivery, outbox
+from notify.tables import Delivery, Notice, outbox
 from notify.testing import case_data, feed, soon
 
 from .conftest import SMS_KEY
@@ -128,3 +130,35 @@ def test_an_sms_the_gateway_refuses_dies_at_once_without_retries(notify_runtime,
     [delivery] = deliveries_of(notify_runtime, worker)
     assert (delivery.status, delivery.attempts) == ("dead", 1) and "422" in delivery.last_error
     assert [e["delivery_id"] for e in failed_events(notify_runtime)] == [str(delivery.id)]
+
+
+@pytest.mark.parametrize("db", ["postgres", "sqlite"])
+def test_each_person_of_an_event_gets_their_own_language_and_channels(make_runtime, channel_settings, tokens, db):
+    # Everyone an event reaches is looked up at once (preferences and contacts, either may be
+    # missing): each still gets what their own rows say.
+    from notify.service import spec
+
+    runtime = make_runtime(spec, db=db, extra=channel_settings)
+    client = runtime.app(testing=True).test_client()
+    people = {}
+    for name, contacts, preferences in (("english_only", None, {"language": "en"}),
+                                        ("email_only", {"email": "e@example.cn"}, None),
+                                        ("both", {"email": "b@example.com"}, {"language": "en"}),
+                                        ("neither", None, None)):
+        user_id = str(uuid.uuid4())
+        headers = tokens.header(("grid_worker", "grid:7"), sub=user_id)
+        if contacts:
+            assert client.put("/me/contacts", json=contacts, headers=headers).status_code == 200
+        if preferences:
+            assert client.put("/me/preferences", json=preferences, headers=headers).status_code == 200
+        people[name] = user_id
+    offer(runtime, *people.values())
+    titles = {}
+    with runtime.db.sessions() as session:
+        for name, user_id in people.items():
+            [notice] = session.scalars(select(Notice).where(Notice.recipient_id == user_id)).all()
+            titles[name] = notice.title
+    assert titles["english_only"].startswith("New case") and titles["both"].startswith("New case")
+    assert titles["email_only"].startswith("新工单") and titles["neither"].startswith("新工单")
+    channels = {name: [d.channel for d in deliveries_of(runtime, user_id)] for name, user_id in people.items()}
+    assert channels == {"english_only": [], "email_only": ["email"], "both": ["email"], "neither": []}

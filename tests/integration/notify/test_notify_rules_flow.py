@@ -2,6 +2,8 @@
 
 import uuid
 
+from sqlalchemy import select
+
 from contracts.dispatch import (
     CASE_ASSIGNED,
     CASE_CLAIMED,
@@ -209,3 +211,28 @@ def test_a_case_nobody_can_take_alerts_the_county_admins_as_a_critical_notice(no
         "reason": "nobody_to_offer", "catch_all": True, "notify": [admin]})
     [notice] = notices_of(notify_runtime, admin)
     assert notice.kind == "case_unattended" and notice.critical and "无人可派" in notice.body
+
+
+def test_a_case_opened_claimed_and_reopened_in_one_batch_tells_its_handler(notify_runtime, caplog):
+    # One transaction for the three (as the worker takes what waits on the queue): the case
+    # the first event remembered is the one the next two find, not written twice.
+    from gridkit.consumer import Incoming
+    from notify.tables import CaseHandler
+    from notify.testing import envelope_body, queue_for
+
+    case, worker = case_data(), uid()
+    worker_runtime = notify_runtime.worker()
+    queue = notify_runtime.spec.subscriptions.queues[queue_for(notify_runtime.spec, CASE_OPENED)]
+    batch = [Incoming(queue, envelope_body(event_type, case | data)[0], {}) for event_type, data in (
+        (CASE_OPENED, {"category": "water_leak", "catch_all": False, "needs_approval": False, "approvers": []}),
+        (CASE_CLAIMED, {"by": worker, "claim_seconds": 30.0, "handle_due": soon()}),
+        (CASE_REOPENED, {"reason": "漏水未修好"}),
+    )]
+    with caplog.at_level("INFO", logger="gridkit.consumer"):
+        assert worker_runtime.handle_batch(batch) == ["processed"] * 3
+    assert not [r for r in caplog.records if "rolled back" in r.getMessage()]  # handled as one batch
+    assert kinds(notify_runtime, worker) == ["rework_requested"]
+    assert kinds(notify_runtime, case["reporter_id"]) == ["case_opened", "case_claimed", "case_reopened"]
+    with notify_runtime.db.sessions() as session:
+        [row] = session.scalars(select(CaseHandler).where(CaseHandler.case_id == case["case_id"])).all()
+        assert (row.petition_id, row.handler_id) == (case["petition_id"], worker)

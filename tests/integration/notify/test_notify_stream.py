@@ -174,3 +174,26 @@ def test_payloads_stay_under_the_notify_limit_and_oversized_notices_travel_as_id
     assert all(len(p.encode()) < 8000 for p in payloads) and len(payloads) > 1
     carried = [n for p in payloads for n in json.loads(p)]
     assert carried[:40] == small and carried[40] == {"id": 99, "recipient_id": "u"}
+
+
+def test_the_worker_sends_every_notice_of_a_commit_in_its_payloads(notify_runtime):
+    # What the streams of every process hear: a commit's notices, each as the table holds it,
+    # in payloads (more than one when many are written at once) sent with the commit.
+    import psycopg
+
+    supervisors = [f"supervisor-{i}" for i in range(60)]
+    with psycopg.connect(notify_runtime.settings.database_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTICES_CHANNEL}")
+        feed(notify_runtime, CASE_ASSIGNED, case_data() | {"offered_to": supervisors, "claim_due": soon(), "by": None})
+        payloads: list[str] = []
+        deadline = time.monotonic() + 5
+        while sum(len(json.loads(p)) for p in payloads) < 60 and time.monotonic() < deadline:
+            payloads += [n.payload for n in listener.notifies(timeout=0.5)]
+    carried = [notice for payload in payloads for notice in json.loads(payload)]
+    assert len(payloads) > 1 and len(carried) == 60
+    with notify_runtime.db.sessions() as session:
+        written = {n.id: n for n in session.query(Notice)}
+    for notice in carried:
+        row = written[notice["id"]]
+        assert (notice["recipient_id"], notice["title"], notice["body"]) == (row.recipient_id, row.title, row.body)
+    assert "认领" in carried[0]["title"]
