@@ -12,6 +12,11 @@ batches: kombu's ``confirm_publish`` waits for one confirm per message, so on
 AMQP we select confirm mode ourselves, publish the batch with ``mandatory``
 and then wait once for all the acks. Every wait is bounded by ``timeout``: a
 dead or silent broker gives :class:`BusUnavailable`, never a hang.
+
+A cluster is one URL per node separated by ``;`` (kombu's failover list,
+``amqp://u:p@rabbit-0//;amqp://u:p@rabbit-1//;…``). Every connection tries the
+nodes in turn, starting with the one that answered last, so losing a node
+costs each reconnect one refused (or timed-out) attempt at most once.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from itertools import takewhile
 import amqp
 import kombu
 from kombu import Exchange, Queue, binding
-from kombu.exceptions import OperationalError
+from kombu.exceptions import ChannelError, OperationalError
+from kombu.utils.url import parse_url
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,8 @@ class Bus:
 
     def __init__(self, url: str = "memory://", *, timeout: float = 3.0, queue_type: str = "classic"):
         self.url = url
+        self.nodes = [node.strip() for node in url.split(";") if node.strip()] or [url]
+        self._answered = 0  # index in nodes of the node that answered last
         self.timeout = timeout
         self.queue_type = queue_type
         self._publisher: kombu.Connection | None = None
@@ -82,19 +90,36 @@ class Bus:
         return self.url.startswith("memory://")
 
     def connect(self, *, heartbeat: int | None = None) -> kombu.Connection:
-        """An open connection, or BusUnavailable within about ``2 * timeout``."""
+        """An open connection to one of the nodes, or BusUnavailable within about
+        ``(nodes + 1) * timeout``."""
         if heartbeat is None:
             heartbeat = 0 if self.is_memory else 30
-        conn = kombu.Connection(self.url, connect_timeout=self.timeout, heartbeat=heartbeat)
+        # Each node once, the one that answered last first (a dead node may take the
+        # whole connect timeout to fail); a single node is tried twice.
+        first = self._answered % len(self.nodes)
+        order = self.nodes[first:] + self.nodes[:first]
+        conn = kombu.Connection(";".join(order), connect_timeout=self.timeout, heartbeat=heartbeat)
         try:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
-                                   interval_max=0, timeout=self.timeout)
+            conn.ensure_connection(max_retries=max(1, len(order) - 1), interval_start=0, interval_step=0,
+                                   interval_max=0, timeout=self.timeout * len(order))
         except Exception as exc:
             conn.release()
             if is_connection_error(exc):
                 raise BusUnavailable(f"cannot reach the broker: {exc}") from exc
             raise
+        self._answered = (first + self._index_of(conn, order)) % len(self.nodes)
         return conn
+
+    @staticmethod
+    def _index_of(conn: kombu.Connection, order: list[str]) -> int:
+        """Which of ``order`` the connection went to (kombu switched along the list)."""
+        if len(order) == 1:
+            return 0
+        for i, node in enumerate(order):
+            parsed = parse_url(node)
+            if (parsed.get("hostname"), parsed.get("port")) == (conn.hostname, conn.port):
+                return i
+        return 0
 
     def ping(self) -> None:
         if self.is_memory:
@@ -150,6 +175,22 @@ class Bus:
                 self.declare_consumer_queue(channel, name, bindings)
         finally:
             conn.release()
+
+    def depths(self, queues: Sequence[str]) -> dict[str, int]:
+        """Messages ready in each of these queues, by passive declare (it changes nothing);
+        a queue that does not exist (yet) is left out."""
+        depths = {}
+        conn = self.connect(heartbeat=0)
+        try:
+            channel = conn.channel()
+            for name in queues:
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except (amqp.exceptions.ChannelError, ChannelError):
+                    channel = conn.channel()  # the broker closed the channel that asked
+        finally:
+            conn.release()
+        return depths
 
     # -- publishing ---------------------------------------------------------
 
@@ -263,9 +304,13 @@ class Bus:
                 # Keep what was confirmed before the connection went; retry the rest.
                 failure = f"connection lost before confirm: {type(exc).__name__}: {exc}"
                 break
-        if self._pending:
-            for message_id in self._pending.values():
-                result.failed[message_id] = failure
+        for message_id in self._pending.values():
+            result.failed[message_id] = failure
+        if result.failed:
+            # Unconfirmed or nacked: start the next batch on a fresh connection. A channel
+            # opened while a quorum queue was electing a new leader (its node killed) may
+            # keep nacking everything for that queue long after the election; a new one
+            # routes to the new leader at once.
             self._drop_publisher()
         # A returned message is acked too; it is unroutable, not confirmed.
         result.confirmed -= set(result.returned)

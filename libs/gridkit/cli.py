@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import signal
 import sys
 import threading
 
-from . import logs, registry
+from . import logs, registry, tracing
 from .config import Settings
+
+log = logging.getLogger("gridkit.worker")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     return COMMANDS[args.command](args)
 
 
-def _runtime(name: str, **kwargs):
+def _runtime(name: str, process: str = "cli", **kwargs):
     from .service import Runtime
 
     settings = Settings.from_env(name)
-    logs.configure(name, settings.log_level)
+    logs.configure(name, settings.log_level, process=process)
+    tracing.configure(name, process)
     return Runtime.build(registry.load(name), settings, **kwargs)
 
 
@@ -89,19 +94,34 @@ def cmd_run(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    runtime = _runtime(args.service)
+    runtime = _runtime(args.service, process="web")
     runtime.app().run(host="0.0.0.0", port=args.port or runtime.spec.port, threaded=True)
     return 0
 
 
 def cmd_worker(args) -> int:
-    runtime = _runtime(args.service)
+    # The worker's metrics are its own process's, served on its own port: it must not
+    # write them into the directory a gunicorn beside it aggregates (prometheus_client
+    # picks multiprocess mode when it is first imported, which is below).
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from . import metrics, probes
+
+    runtime = _runtime(args.service, process="worker")
+    metrics.SERVICE_INFO.labels(args.service, metrics.VERSION).set(1)
+    runtime.measure_at_scrape()  # the outbox's backlog, the queues and the service's figures
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server = probes.ProbeServer(probes.worker_app(runtime, lambda: runtime.extras.get("threads", [])),
+                                runtime.settings.worker_bind).start()
     runtime.start_background()
+    log.info("worker started", extra={"version": metrics.VERSION, "bind": runtime.settings.worker_bind,
+                                      "pid": os.getpid()})
     stop.wait()
-    runtime.stop_background()
+    log.info("worker stopping: finishing what it holds", extra={"grace_seconds": runtime.settings.worker_grace_seconds})
+    runtime.stop_background(grace=runtime.settings.worker_grace_seconds)
+    server.stop()
+    log.info("worker stopped")
     return 0
 
 

@@ -48,6 +48,14 @@ class Settings:
     # Where the people live: times written for them (notices, timelines) and working
     # hours are local to this IANA zone; every stored and API time stays an instant.
     timezone: str = "Asia/Shanghai"
+    # Figures measured at scrape time (outbox backlog, queue depths, business figures)
+    # are read at most this often, however often Prometheus scrapes.
+    metrics_cache_seconds: float = 15.0
+    # Where `gridgov worker` serves /metrics, /healthz and /readyz (host:port).
+    worker_bind: str = "0.0.0.0:9000"
+    # On SIGTERM the worker finishes what it holds within this (Kubernetes'
+    # terminationGracePeriodSeconds must be longer; gunicorn's graceful_timeout is the same).
+    worker_grace_seconds: float = 20.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,6 +82,9 @@ class Settings:
             outbox_retention_days=float(_env("GRIDGOV_OUTBOX_RETENTION_DAYS", "7")),  # type: ignore[arg-type]
             inbox_retention_days=float(_env("GRIDGOV_INBOX_RETENTION_DAYS", "30")),  # type: ignore[arg-type]
             timezone=_env("GRIDGOV_TIMEZONE", "Asia/Shanghai"),  # type: ignore[arg-type]
+            metrics_cache_seconds=float(_env("GRIDGOV_METRICS_CACHE_SECONDS", "15")),  # type: ignore[arg-type]
+            worker_bind=_env("GRIDGOV_WORKER_BIND", "0.0.0.0:9000"),  # type: ignore[arg-type]
+            worker_grace_seconds=float(_env("GRIDGOV_WORKER_GRACE_SECONDS", "20")),  # type: ignore[arg-type]
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -37,10 +37,12 @@ from typing import Any
 import kombu
 from kombu.mixins import ConsumerProducerMixin
 from prometheus_client import Counter, Histogram
-from sqlalchemy.exc import IntegrityError, OperationalError
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.exc import IntegrityError
 
-from .bus import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, Bus
-from .db import Database
+from . import tracing
+from .bus import CONTENT_TYPE, DEAD_LETTER_EXCHANGE, Bus, dead_letter_queue_name
+from .db import Database, unavailable
 from .events import Envelope, EventType, InvalidEvent, lookup
 from .outbox import Inbox
 
@@ -66,6 +68,9 @@ class Event:
     time: str
     subject: str | None
     data: dict
+    # The W3C trace context the event carried (CloudEvents distributed tracing), if any.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 Handler = Callable[[Any, Event], None]
@@ -101,6 +106,26 @@ class Subscriptions:
     def describe(self) -> list[dict]:
         return [{"queue": s.queue, "events": sorted(s.handlers)} for s in self.queues.values()]
 
+    def measure(self, bus: Bus):
+        """Each queue's depth and its dead letters, as metric families for the worker's
+        scrape (:mod:`gridkit.metrics`): a consumer falling behind, and messages waiting
+        for someone to look at them, without access to RabbitMQ's own metrics."""
+        def measure() -> list[GaugeMetricFamily]:
+            queues = list(self.queues)
+            depths = bus.depths([*queues, *map(dead_letter_queue_name, queues)])
+            ready = GaugeMetricFamily("gridgov_queue_messages_ready", "Messages waiting in a consumer's queue",
+                                      labels=["queue"])
+            dead = GaugeMetricFamily("gridgov_queue_dead_letters", "Messages in a consumer queue's dead letters",
+                                     labels=["queue"])
+            for queue in queues:
+                if queue in depths:
+                    ready.add_metric([queue], depths[queue])
+                if (dlq := dead_letter_queue_name(queue)) in depths:
+                    dead.add_metric([queue], depths[dlq])
+            return [ready, dead]
+
+        return measure
+
 
 @dataclass
 class Incoming:
@@ -111,6 +136,8 @@ class Incoming:
     headers: dict
     message_id: str = ""
     message: Any = None  # the kombu message to ack; None when handed in directly (tests)
+    event: Event | None = None  # once parsed
+    span: Any = None  # the consumer span it was handled in, for the log line after the ack
 
 
 class Outcome:
@@ -119,6 +146,7 @@ class Outcome:
     RETRIED = "retried"
     DEAD_LETTERED = "dead_lettered"
     REQUEUED = "requeued"
+    ALL = (PROCESSED, DUPLICATE, RETRIED, DEAD_LETTERED, REQUEUED)
 
 
 class Worker(ConsumerProducerMixin):
@@ -137,6 +165,11 @@ class Worker(ConsumerProducerMixin):
         self.prefetch = prefetch
         self.batch_size = max(1, batch_size)
         self.on_outcome = on_outcome
+        for sub in subscriptions.queues.values():  # exposed from the start, so that alerts begin at 0
+            if self.only is None or sub.queue in self.only:
+                HANDLER_SECONDS.labels(sub.queue)
+                for outcome in Outcome.ALL:
+                    CONSUMED.labels(sub.queue, outcome)
         self._taken: list[Incoming] = []  # received in this round, settled together
         self._consuming: kombu.Connection | None = None
         # In memory an empty queue is polled; kombu's default (1 s) is too slow for embedded mode.
@@ -144,6 +177,13 @@ class Worker(ConsumerProducerMixin):
                                            heartbeat=0 if bus.is_memory else 30,
                                            transport_options={"polling_interval": 0.05} if bus.is_memory else {})
         self.ready = threading.Event()
+        for sub in subscriptions.queues.values():
+            if self.only is None or sub.queue in self.only:
+                # Every series from the start at zero: increase() misses the first
+                # message of a series that appears with it.
+                for outcome in Outcome.ALL:
+                    CONSUMED.labels(sub.queue, outcome)
+                HANDLER_SECONDS.labels(sub.queue)
 
     @property
     def producer_connection(self) -> kombu.Connection:
@@ -201,6 +241,14 @@ class Worker(ConsumerProducerMixin):
             self._settle_taken()
             yield
 
+    def on_consume_end(self, connection, channel):
+        # Stopping (or reconnecting): the consumers are cancelled, the channel is still
+        # open. What was received and not settled yet is handled and acked now rather
+        # than left to be redelivered; then the retry connection closes.
+        if self.should_stop:
+            self._settle_taken()
+        super().on_consume_end(connection, channel)
+
     def on_iteration(self):
         # Before each wait for the next message: deliveries that arrived outside a wait
         # (while the consumers were being set up) are settled first, or with the
@@ -248,6 +296,10 @@ class Worker(ConsumerProducerMixin):
             CONSUMED.labels(item.sub.queue, outcome).inc()
             if self.on_outcome:
                 self.on_outcome(item.sub.queue, item.message_id, outcome)
+            if log.isEnabledFor(logging.DEBUG):
+                with tracing.within(item.span):
+                    log.debug("event handled", extra={**_about(item), "queue": item.sub.queue,
+                                                      "outcome": outcome})
         return outcomes
 
     def handle(self, sub: Subscription, body: bytes | str, headers: dict, delivery_info: dict,
@@ -264,6 +316,8 @@ class Worker(ConsumerProducerMixin):
                 outcomes[i] = parsed
             else:
                 ready.append((i, *parsed))
+        for i, event, _ in ready:
+            batch[i].event = event
         if len(ready) == 1:
             i, event, handler = ready[0]
             outcomes[i] = self._run_one(batch[i], event, handler)
@@ -278,6 +332,7 @@ class Worker(ConsumerProducerMixin):
     def _parse(self, item: Incoming) -> tuple[Event, Handler] | str:
         """The checked event and its handler, or the outcome of dead-lettering it."""
         attempts = _attempts(item.headers) + 1
+        envelope = None
         try:
             envelope = Envelope.parse(item.body)
             entry = item.sub.handlers.get(envelope.type)
@@ -286,15 +341,27 @@ class Worker(ConsumerProducerMixin):
                 raise InvalidEvent(f"{item.sub.queue} has no handler for {envelope.type}")
             event_type, handler = entry
             return Event(envelope.id, envelope.type, envelope.source, envelope.time,
-                         envelope.subject, event_type.load(envelope.data)), handler
+                         envelope.subject, event_type.load(envelope.data),
+                         envelope.traceparent, envelope.tracestate), handler
         except InvalidEvent as exc:
             reason = f"invalid event: {exc}"
         except Exception as exc:  # noqa: BLE001 - unreadable in a way we did not foresee
             reason = f"unreadable event: {exc!r}"
-        self.dead_letter(item.sub.queue, item.body, item.headers, attempts, reason, message_id=item.message_id)
+        if envelope is not None:  # its id, type and trace are known: the log line names them
+            item.event = Event(envelope.id, envelope.type, envelope.source, envelope.time, envelope.subject,
+                               envelope.data, envelope.traceparent, envelope.tracestate)
+        self.dead_letter(item.sub.queue, item.body, item.headers, attempts, reason, message_id=item.message_id,
+                         about=_about(item))
         return Outcome.DEAD_LETTERED
 
     def _run_one(self, item: Incoming, event: Event, handler: Handler) -> str:
+        # In the event's own trace: the handler's logs, the events it records and a
+        # retry's or dead letter's log line carry it.
+        with tracing.consuming(item.sub.queue, event.id, event.traceparent, event.tracestate) as span:
+            item.span = span
+            return self._run_one_traced(item, event, handler)
+
+    def _run_one_traced(self, item: Incoming, event: Event, handler: Handler) -> str:
         queue = item.sub.queue
         started = time.perf_counter()
         try:
@@ -308,12 +375,9 @@ class Worker(ConsumerProducerMixin):
             if self._already_processed(queue, event.id):
                 return Outcome.DUPLICATE  # a concurrent redelivery won the race
             return self._failed(item, exc)
-        except OperationalError as exc:
-            # The database is down, not the message: back off and try again.
-            log.warning("database unavailable in %s: %s", queue, exc.orig)
-            time.sleep(1.0)
-            return Outcome.REQUEUED
         except Exception as exc:  # noqa: BLE001 - any handler bug counts as an attempt
+            if unavailable(exc):
+                return self._database_down(queue, exc)
             return self._failed(item, exc)
         finally:
             HANDLER_SECONDS.labels(queue).observe(time.perf_counter() - started)
@@ -331,20 +395,27 @@ class Worker(ConsumerProducerMixin):
                         outcomes.append(Outcome.DUPLICATE)
                         continue
                     started = time.perf_counter()
-                    handler(session, event)
+                    with tracing.consuming(key[0], event.id, event.traceparent, event.tracestate) as span:
+                        batch[i].span = span
+                        handler(session, event)
                     HANDLER_SECONDS.labels(key[0]).observe(time.perf_counter() - started)
                     seen.add(key)
                     done.append((*key, event.type))
                     outcomes.append(Outcome.PROCESSED)
                 self.inbox.remember(session, done)
             return outcomes
-        except OperationalError as exc:
-            log.warning("database unavailable in %s: %s", batch[0].sub.queue, exc.orig)
-            time.sleep(1.0)
-            return [Outcome.REQUEUED] * len(ready)
-        except Exception:  # noqa: BLE001 - someone in the batch failed: each on its own now
+        except Exception as exc:  # noqa: BLE001 - someone in the batch failed: each on its own now
+            if unavailable(exc):
+                return [self._database_down(batch[0].sub.queue, exc)] * len(ready)
             log.info("batch of %d rolled back; handling its messages one by one", len(ready))
             return None
+
+    @staticmethod
+    def _database_down(queue: str, exc: Exception) -> str:
+        # The database is down, not the message: back off and try again, no attempt counted.
+        log.warning("database unavailable in %s: %s", queue, getattr(exc, "orig", None) or exc)
+        time.sleep(1.0)
+        return Outcome.REQUEUED
 
     def _already_processed(self, queue: str, event_id: str) -> bool:
         with self.db.transaction() as session:
@@ -355,17 +426,19 @@ class Worker(ConsumerProducerMixin):
         reason = "".join(traceback.format_exception_only(exc)).strip()[:1000]
         if attempts >= self.max_attempts:
             self.dead_letter(queue, item.body, item.headers, attempts, f"handler failed {attempts} times: {reason}",
-                             message_id=item.message_id)
+                             message_id=item.message_id, about=_about(item))
             return Outcome.DEAD_LETTERED
-        log.warning("handler failed in %s (attempt %d): %s", queue, attempts, reason)
+        log.warning("handler failed in %s (attempt %d): %s", queue, attempts, reason,
+                    extra={**_about(item), "queue": queue, "attempt": attempts})
         time.sleep(min(0.05 * 2 ** attempts, 2.0))
         self._publish(item.body, item.headers | {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
                       exchange="", routing_key=queue, message_id=item.message_id)
         return Outcome.RETRIED
 
     def dead_letter(self, queue: str, body, headers: dict, attempts: int, reason: str,
-                    *, message_id: str = "") -> None:
-        log.error("dead-lettered from %s: %s", queue, reason)
+                    *, message_id: str = "", about: dict | None = None) -> None:
+        log.error("dead-lettered from %s: %s", queue, reason,
+                  extra={"event_id": message_id, **(about or {}), "queue": queue, "attempts": attempts})
         self._publish(body, headers | {
             ATTEMPTS_HEADER: attempts, REASON_HEADER: reason[:2000], "x-gridgov-queue": queue,
             "x-gridgov-dead-at": datetime.now(UTC).isoformat(),
@@ -375,10 +448,25 @@ class Worker(ConsumerProducerMixin):
                  message_id: str = "") -> None:
         # Confirmed (confirm_publish) before we ack the original: never lost.
         properties = {"message_id": message_id} if message_id else {}
-        self.producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
-                              content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
-                              retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2},
-                              timeout=max(self.bus.timeout, 5.0), **properties)
+        try:
+            self.producer.publish(body, exchange=exchange, routing_key=routing_key, headers=headers,
+                                  content_type=CONTENT_TYPE, content_encoding="utf-8", delivery_mode=2,
+                                  retry=True, retry_policy={"max_retries": 5, "interval_start": 0.2},
+                                  timeout=max(self.bus.timeout, 5.0), **properties)
+        except Exception:
+            # Nacked, or unreachable beyond the retries: the original stays unacked (it comes
+            # back), and the next publish starts on a fresh connection, since a channel that
+            # saw a quorum queue's leader die may keep nacking that queue.
+            self._drop_producer_connection()
+            raise
+
+    def _drop_producer_connection(self) -> None:
+        conn, self._producer_connection = self._producer_connection, None
+        if conn is not None:
+            try:
+                conn.release()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
 
     # -- running ------------------------------------------------------------
 
@@ -396,6 +484,18 @@ class Worker(ConsumerProducerMixin):
         thread = threading.Thread(target=self.run_until_stopped, name=f"worker-{self.subscriptions.consumer}", daemon=True)
         thread.start()
         return thread
+
+
+def _about(item: Incoming) -> dict[str, str]:
+    """What a log line says about the message: its event id and type, and, outside the
+    span it was handled in, the trace it carried."""
+    event = item.event
+    if event is None:
+        return {"event_id": item.message_id} if item.message_id else {}
+    about = {"event_id": event.id, "event_type": event.type}
+    if item.span is None:
+        about |= tracing.ids(event.traceparent)
+    return about
 
 
 def _attempts(headers: dict) -> int:

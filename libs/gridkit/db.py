@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import Column, Executable, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,14 @@ class Database:
         with self.engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    def connect_arguments(self) -> dict[str, Any]:
+        """What the driver's ``connect()`` takes for this database, every host of a
+        multi-host URL included (for a connection of its own, outside the pool)."""
+        _, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        arguments = dict(kwargs)
+        arguments.pop("context", None)  # SQLAlchemy's adapters, for its own connections only
+        return arguments | {"connect_timeout": 5}
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -294,6 +303,32 @@ def _default(column: Column) -> Callable[[], Any]:
 
 def _processor(column: Column, dialect):
     return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+# SQLSTATEs that mean "not now", not "wrong": the server is shutting down or starting up
+# (57P01-57P03), or this server is a standby that takes no writes (25006, a failover under way).
+UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "25006"})
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or cannot take writes right now (as opposed to a
+    bug or bad data): the web answers 503, consumers requeue, loops wait and retry."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or _sqlstate(exc.orig) in UNAVAILABLE_STATES
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    # Raised by the driver outside SQLAlchemy (a connection opened by hand, a pool
+    # connect that SQLAlchemy does not wrap: Engine.raw_connection).
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) \
+        or (isinstance(exc, psycopg.Error) and _sqlstate(exc) in UNAVAILABLE_STATES)
+
+
+def _sqlstate(exc: BaseException | None) -> str | None:
+    return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
 
 
 def fetch(session: Session, model, ident, what: str | None = None):

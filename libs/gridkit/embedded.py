@@ -46,6 +46,7 @@ def run_embedded(*, scale: float = 0.05, demo: bool = True, host: str = "127.0.0
     print("gridgov: preparing databases …", flush=True)
     runtimes = build_runtimes()
     for runtime in runtimes.values():
+        runtime.measure_at_scrape()  # one process: every service's /metrics shows them all
         runtime.start_background()
     accounts: list[dict] = []
     if demo:

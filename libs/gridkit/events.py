@@ -21,6 +21,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from .schemas import plain_dump, plain_load, wire_check
+from .tracing import MAX_TRACESTATE, valid_traceparent
 
 SPECVERSION = "1.0"
 MAX_ID_LENGTH = 200  # what an inbox remembers (gridkit.outbox.Inbox.event_id)
@@ -132,9 +133,14 @@ class Envelope:
     time: str
     data: dict
     subject: str | None = None
+    # CloudEvents distributed-tracing extension: the W3C trace context of whatever
+    # recorded the event (a request, or the handling of another event).
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @classmethod
-    def new(cls, event_type: EventType, data: Any, *, subject: str | None = None) -> Envelope:
+    def new(cls, event_type: EventType, data: Any, *, subject: str | None = None,
+            trace: tuple[str, str | None] | None = None) -> Envelope:
         if REGISTRY.get(event_type.type) is not event_type:
             raise InvalidEvent(f"undeclared event type {event_type.type!r}")
         return cls(
@@ -144,6 +150,8 @@ class Envelope:
             time=datetime.now(UTC).isoformat(),
             data=event_type.dump(data),
             subject=subject,
+            traceparent=trace[0] if trace else None,
+            tracestate=trace[1] if trace else None,
         )
 
     def to_json(self) -> dict:
@@ -158,6 +166,10 @@ class Envelope:
         }
         if self.subject is not None:
             body["subject"] = self.subject
+        if self.traceparent is not None:
+            body["traceparent"] = self.traceparent
+            if self.tracestate:
+                body["tracestate"] = self.tracestate
         return body
 
     @classmethod
@@ -182,7 +194,16 @@ class Envelope:
         subject = body.get("subject")
         if subject is not None and not isinstance(subject, str):
             raise InvalidEvent("envelope attribute 'subject' must be a string")
-        return cls(body["id"], body["type"], body["source"], body["time"], body["data"], subject)
+        # W3C: a traceparent that cannot be parsed is ignored (the event starts a new
+        # trace), and so is the tracestate beside it; neither makes the event invalid.
+        traceparent = body.get("traceparent")
+        tracestate = body.get("tracestate")
+        if not valid_traceparent(traceparent):
+            traceparent = tracestate = None
+        elif not isinstance(tracestate, str) or not tracestate or len(tracestate) > MAX_TRACESTATE:
+            tracestate = None
+        return cls(body["id"], body["type"], body["source"], body["time"], body["data"], subject,
+                   traceparent, tracestate)
 
 
 def asyncapi(catalogues: list[Catalogue], subscriptions: list | None = None) -> dict:
@@ -259,6 +280,12 @@ CLOUDEVENT_JSON_SCHEMA = {
         "source": {"type": "string", "description": "gridgov/<service>"},
         "time": {"type": "string", "format": "date-time"},
         "subject": {"type": "string", "description": "Id of the thing the event is about."},
+        "traceparent": {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}",
+                        "description": "CloudEvents distributed-tracing extension: the W3C trace context "
+                        "of the request or event handling that recorded this event. Consumers continue "
+                        "the trace; an invalid value is ignored (W3C), never a reason to reject the event."},
+        "tracestate": {"type": "string", "maxLength": MAX_TRACESTATE,
+                       "description": "W3C tracestate accompanying traceparent (vendor-specific)."},
         "datacontenttype": {"const": "application/json"},
         "data": {"type": "object"},
     },

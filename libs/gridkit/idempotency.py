@@ -33,7 +33,10 @@ Rules (after Stripe's and the IETF draft's):
 * A request that died between its business commit and storing the answer
   leaves an "in progress" row; after ``lease`` seconds a retry takes it over
   and runs again. That narrow window (a process crash in between) is the one
-  case a retry can create twice; keep ``lease`` well above request times.
+  case a retry can create twice; keep ``lease`` well above request times. When
+  it is the database that goes away in between, the committed answer is still
+  given (never a 503 for a change that was made), so the client has no reason to
+  retry.
 * Stored answers may hold personal data (a petition shows its reporter's
   phone to the reporter): when the service has a data key
   (``runtime.extras["data_key"]``, a :class:`gridkit.crypto.DataKey`) the body
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -67,9 +71,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from .auth import current_principal
-from .db import keep_tidy
+from .db import keep_tidy, unavailable
 from .inputs import request_json
 from .problems import Invalid, Problem
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 SEAL_PURPOSE = "idempotency"
@@ -131,7 +137,15 @@ class Idempotency:
                 self._release(db, ident)
                 raise
             if 200 <= response.status_code < 300:
-                self._store(db, ident, response, sealer)
+                try:
+                    self._store(db, ident, response, sealer)
+                except Exception as exc:
+                    if not unavailable(exc):
+                        raise
+                    # The change is committed; only its replay record is not (the database went
+                    # away in between). Give the answer: a client that has it does not retry.
+                    log.warning("idempotent answer not stored: the database is unavailable",
+                                extra={"error": str(getattr(exc, "orig", None) or exc)[:300]})
             else:
                 self._release(db, ident)
             return response

@@ -19,7 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -41,8 +42,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from . import tracing
 from .bus import Bus, BusUnavailable, Outgoing
-from .db import OUTBOX_CHANNEL, Database, delete_in_chunks, insert_at_commit, keep_tidy
+from .db import OUTBOX_CHANNEL, Database, delete_in_chunks, insert_at_commit, keep_tidy, unavailable
 from .events import Envelope, EventType
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,6 @@ ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEG
 PUBLISHED = Counter("gridgov_outbox_published_total", "Events confirmed by the broker", ["service"])
 UNROUTABLE = Counter("gridgov_outbox_unroutable_total", "Events no queue was bound for", ["service"])
 PUBLISH_FAILURES = Counter("gridgov_outbox_publish_failures_total", "Failed publish attempts", ["service"])
-PENDING = Gauge("gridgov_outbox_pending", "Events waiting in the outbox", ["service"],
-                multiprocess_mode="max")
 BATCH_SECONDS = Histogram("gridgov_outbox_batch_seconds", "Time to publish one relay batch", ["service"])
 PURGED = Counter("gridgov_outbox_purged_total", "Settled events deleted after the retention", ["service"])
 FORGOTTEN = Counter("gridgov_inbox_forgotten_total", "Processed-event rows deleted after the retention",
@@ -90,7 +90,7 @@ class Outbox:
         The row is written when the transaction commits, together with every other
         event it recorded, in one statement (:func:`gridkit.db.insert_at_commit`), in
         the order they were recorded."""
-        envelope = Envelope.new(event_type, data, subject=subject)
+        envelope = Envelope.new(event_type, data, subject=subject, trace=tracing.outgoing())
         insert_at_commit(session, self.table, {
             "event_id": envelope.id, "exchange": event_type.exchange, "routing_key": event_type.type,
             "body": json.dumps(envelope.to_json(), ensure_ascii=False, separators=(",", ":")),
@@ -109,6 +109,34 @@ class Outbox:
     def pending_count(self, db: Database) -> int:
         with db.engine.connect() as conn:
             return conn.execute(select(func.count()).where(self.table.c.status == "pending")).scalar_one()
+
+    def backlog(self, db: Database) -> tuple[int, datetime | None]:
+        """How many events wait, and when the oldest of them was recorded (None: none waits)."""
+        t = self.table
+        with db.engine.connect() as conn:
+            count, oldest = conn.execute(select(func.count(), func.min(t.c.created_at))
+                                         .where(t.c.status == "pending")).one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)  # SQLite keeps no zone; we store UTC
+        return count, oldest
+
+    def measure(self, service: str, db: Database):
+        """The backlog as metric families, for the worker's scrape (:mod:`gridkit.metrics`).
+
+        Read from the table, not kept by the relay: a relay that has stopped, or cannot
+        reach the broker, cannot report that its oldest event keeps getting older."""
+        def measure() -> list[GaugeMetricFamily]:
+            count, oldest = self.backlog(db)
+            pending = GaugeMetricFamily("gridgov_outbox_pending", "Events waiting in the outbox",
+                                        labels=["service"])
+            pending.add_metric([service], count)
+            age = GaugeMetricFamily("gridgov_outbox_oldest_pending_seconds",
+                                    "How long the oldest event waiting in the outbox has waited (0: none waits)",
+                                    labels=["service"])
+            age.add_metric([service], max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0)
+            return [pending, age]
+
+        return measure
 
 
 class Inbox:
@@ -207,6 +235,8 @@ class Relay:
                  retention: timedelta = timedelta(days=7), purge_every: float = 600.0,
                  rescan_every: float = 1.0):
         self.service = service
+        for metric in (PUBLISHED, UNROUTABLE, PUBLISH_FAILURES, BATCH_SECONDS, PURGED):
+            metric.labels(service)  # exposed from the start, so that rates and alerts begin at 0
         self.db = db
         self.table = outbox.table
         self.bus = bus
@@ -258,6 +288,7 @@ class Relay:
             except BusUnavailable as exc:
                 error = str(exc) or type(exc).__name__
                 conn.execute(self._mark_failed, {"ids": [r.id for r in rows], "error": error[:2000]})
+                _log_first_failures(rows, error)
             else:
                 self._settle(conn, rows, result)
         if error is not None:
@@ -294,6 +325,7 @@ class Relay:
         failed = [by_event[e] for e in result.failed if e in by_event]
         if failed:
             reason = next(iter(result.failed.values()))
+            _log_first_failures([r for r in rows if r.event_id in result.failed], reason)
             for chunk in _chunks(failed, 1000):
                 conn.execute(self._mark_failed, {"ids": chunk, "error": reason[:2000]})
 
@@ -343,6 +375,24 @@ class Relay:
             if time.monotonic() > deadline:
                 raise TimeoutError("outbox not drained in time")
 
+    def flush(self, deadline: float) -> int:
+        """At shutdown (after :meth:`stop`): publish what is pending, batch by batch, until a
+        batch is not full (caught up; under a steady stream there is always more) or the
+        ``deadline`` (a ``time.monotonic()``) passes. What is left waits for the next relay.
+        Returns how many rows were settled."""
+        self._next_rescan = 0  # from the lowest id: nothing pending is left behind
+        settled = 0
+        while time.monotonic() < deadline:
+            try:
+                n = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - the outbox keeps them; nothing is lost
+                log.warning("outbox not flushed at stop: the next relay publishes it", extra={"error": str(exc)})
+                break
+            settled += n
+            if n < self.batch_size:
+                break
+        return settled
+
     def _has_pending(self) -> bool:
         with self.db.engine.connect() as conn:
             return conn.execute(select(self.table.c.id).where(self.table.c.status == "pending").limit(1)).first() is not None
@@ -375,8 +425,6 @@ class Relay:
                 linger = next_linger(linger, taken, shortest=self.linger, longest=self.max_linger,
                                      full_enough=self.full_enough)
                 backoff = 0.5
-                if not busy:
-                    PENDING.labels(self.service).set(0)
             except BusUnavailable as exc:
                 # Short retries: each connect attempt is bounded, and a long wait
                 # here delays every event behind it once the broker is back.
@@ -384,10 +432,18 @@ class Relay:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 3)
                 continue
-            except Exception:  # database down or similar: keep the relay alive
-                log.exception("relay batch failed")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+            except Exception as exc:  # keep the relay alive whatever happens
+                if unavailable(exc):
+                    # The outbox is in that database: nothing to publish until it is back,
+                    # and nothing lost meanwhile. Retry soon: events wait behind this.
+                    log.warning("database unavailable, relay waits: %s", getattr(exc, "orig", exc))
+                    self._close_listener()
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 3)
+                else:
+                    log.exception("relay batch failed")
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 10)
                 continue
             if not busy:
                 self._purge_when_due()
@@ -420,8 +476,8 @@ class Relay:
         if self._listener is None or self._listener.closed:
             import psycopg
 
-            url = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._listener = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            # The engine's own arguments: every host of a multi-host URL, read-write only.
+            self._listener = psycopg.connect(**self.db.connect_arguments(), autocommit=True)
             self._listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
         return self._listener
 
@@ -445,6 +501,21 @@ def next_linger(current: float, taken: int, *, shortest: float, longest: float, 
     if taken >= full_enough:
         return min(current * 2, longest)
     return shortest
+
+
+def _log_first_failures(rows, error: str) -> None:
+    """A warning per event whose publish failed for the first time, with its id, type
+    and trace (later attempts of the same row are counted, not logged again: an outage
+    of an hour would otherwise repeat every pending event every few seconds)."""
+    for row in rows:
+        if row.attempts == 0:
+            try:
+                traceparent = json.loads(row.body).get("traceparent")
+            except ValueError:
+                traceparent = None
+            log.warning("publish failed, the event waits in the outbox", extra={
+                "event_id": row.event_id, "event_type": row.routing_key, "error": error[:500],
+                **tracing.ids(traceparent)})
 
 
 def _chunks(items: list, size: int):

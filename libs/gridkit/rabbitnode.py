@@ -11,6 +11,8 @@ durable exchanges, queues and persistent messages, as on a real server::
         rabbit.kill()                    # SIGKILL to beam.smp, nothing flushed
         rabbit.start()                   # same data, same port
 
+:class:`RabbitCluster` joins several such nodes into one cluster.
+
 Run as root (the packaged wrapper drops to the ``rabbitmq`` user, so the
 directories are made in /tmp and given to that user) or as ``rabbitmq``.
 """
@@ -18,6 +20,8 @@ directories are made in /tmp and given to that user) or as ``rabbitmq``.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import pwd
 import shutil
@@ -25,6 +29,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -61,6 +66,10 @@ class PrivateRabbit:
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
 
     @property
+    def pid_file(self) -> Path:
+        return self.base / "mnesia" / f"{self.node}.pid"
+
+    @property
     def log_file(self) -> Path:
         return self.base / "log" / f"{self.node}.log"
 
@@ -86,24 +95,20 @@ class PrivateRabbit:
     # -- life and death ---------------------------------------------------------------
 
     def start(self, timeout: float = 90) -> None:
-        """Start the node (detached) and return once it accepts AMQP connections."""
+        """Start the node (detached) and return once it accepts AMQP connections.
+
+        The listener opens at the end of the boot, and the node writes its pid file
+        at the start: neither needs a ``rabbitmqctl`` call (each boots an Erlang VM,
+        seconds on a loaded machine)."""
+        self.pid_file.unlink(missing_ok=True)
+        if not Path(SERVER).exists():
+            raise RabbitError(f"no {SERVER}: a private node needs RabbitMQ installed (apt-get install rabbitmq-server)")
         done = subprocess.run([SERVER, "-detached"], env=self.env(), capture_output=True, text=True,
                               timeout=60)
         if done.returncode != 0:
             raise RabbitError(f"rabbitmq-server -detached failed:\n{done.stderr[-2000:]}")
-        deadline = time.monotonic() + timeout
-        while True:
-            # Until the node has registered with epmd, await_startup fails at once.
-            left = max(int(deadline - time.monotonic()), 1)
-            if self.ctl("await_startup", "--timeout", str(min(left, 30)), timeout=left + 15,
-                        check=False).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise RabbitError(f"{self.node} did not start in {timeout}s; see {self.log_file}:\n"
-                                  f"{self._log_tail()}")
-            time.sleep(0.3)
-        self.pid = int(self.ctl("eval", "os:getpid().").stdout.strip().strip('"'))
-        self._await_port(deadline)
+        self._await_port(time.monotonic() + timeout)
+        self.pid = int(self.pid_file.read_text().strip())
 
     def kill(self) -> None:
         """SIGKILL the node's beam.smp: no goodbye to clients, nothing flushed on purpose."""
@@ -183,7 +188,8 @@ class PrivateRabbit:
                     return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RabbitError(f"{self.node} does not listen on {self.port}") from None
+                    raise RabbitError(f"{self.node} does not listen on {self.port}; see {self.log_file}:\n"
+                                      f"{self._log_tail()}") from None
                 time.sleep(0.1)
 
     def _log_tail(self) -> str:
@@ -203,6 +209,103 @@ class PrivateRabbit:
         path.chmod(0o755)
         for item in [path, *path.rglob("*")]:
             os.chown(item, user.pw_uid, user.pw_gid)
+
+
+
+class RabbitCluster:
+    """Private nodes (three by default) joined into one cluster, for tests that lose a node::
+
+        with RabbitCluster.started() as cluster:
+            cluster.url                       # every node's URL, ";"-separated (kombu's failover list)
+            leader = cluster.leaders()["dispatch.petitions"]
+            cluster.node(leader).kill()       # SIGKILL; the others elect new leaders
+
+    Each node is a :class:`PrivateRabbit` (its own name, ports, mnesia and log
+    directories, the packaged Erlang cookie); the second and later ones are joined
+    to the first with ``rabbitmqctl join_cluster``. Quorum queues are declared on
+    the node the declaring client is connected to, i.e. the first URL of the list
+    while it is up.
+    """
+
+    def __init__(self, size: int = 3, *, name: str | None = None):
+        prefix = name or f"gridgov-cluster-{uuid.uuid4().hex[:8]}"
+        self.nodes = [PrivateRabbit(name=f"{prefix}-{i}") for i in range(1, size + 1)]
+
+    @property
+    def url(self) -> str:
+        return ";".join(node.url for node in self.nodes)
+
+    def node(self, name: str) -> PrivateRabbit:
+        return next(node for node in self.nodes if node.node == name)
+
+    def running(self) -> list[PrivateRabbit]:
+        return [node for node in self.nodes if node._find_pid() is not None]
+
+    def start(self) -> None:
+        """Boot every node at once, then join the others to the first, two at a time."""
+        _together([node.start for node in self.nodes])
+        seed, joining = self.nodes[0], threading.Lock()
+
+        def join(node: PrivateRabbit) -> None:
+            node.ctl("stop_app")
+            with joining:  # one membership change at a time
+                node.ctl("join_cluster", seed.node)
+            node.ctl("start_app")
+
+        _together([functools.partial(join, node) for node in self.nodes[1:]])
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """``rabbitmqctl`` against any running node."""
+        node = next(iter(self.running()), None)
+        if node is None:
+            raise RabbitError("no node of the cluster is running")
+        return node.ctl(*args, timeout=timeout)
+
+    def leaders(self, vhost: str = "/") -> dict[str, str]:
+        """Each queue's leader node (quorum queues; a classic queue's home node)."""
+        done = self.ctl("list_queues", "-p", vhost, "name", "leader", "--formatter", "json")
+        return {q["name"]: q["leader"] for q in json.loads(done.stdout or "[]")}
+
+    def stop(self) -> None:
+        """SIGKILL every node: the cluster is thrown away, no need to stop politely."""
+        for node in self.nodes:
+            with contextlib.suppress(RabbitError):
+                node.kill()
+            node._kill_leftovers()
+
+    def remove(self) -> None:
+        for node in self.nodes:
+            node.remove()
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, size: int = 3, *, name: str | None = None):
+        cluster = cls(size, name=name)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+            cluster.remove()
+
+
+def _together(calls: list) -> None:
+    """Run ``calls`` in threads at once; raise the first failure once all are done."""
+    failures: list[BaseException] = []
+
+    def run(call) -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _alive(pid: int) -> bool:

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
-from . import access, migrations, privacy
+from . import access, metrics, migrations, privacy
 from .access import RevokedAccess
 from .auth import TokenVerifier
 from .bus import Bus
@@ -56,6 +60,11 @@ class ServiceSpec:
     # What the service holds about people, to export and to erase (gridkit.privacy);
     # privacy.HOLDS_NOTHING when it keeps nothing. Every registered service declares one.
     personal_data: privacy.PersonalData | None = None
+    # The service's own figures from its database, for Prometheus (the business figures
+    # of "一屏知社区"): each is called as ``collector(runtime)`` when the worker process is
+    # scraped, at most every GRIDGOV_METRICS_CACHE_SECONDS, and returns metric families
+    # (prometheus_client.core.GaugeMetricFamily, …) with bounded labels only.
+    collectors: list[Callable[[Runtime], Iterable[Metric]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Every service obeys identity's account lifecycle: the kit subscribes it.
@@ -126,23 +135,39 @@ class Runtime:
         return Worker(self.spec.subscriptions, self.db, self.spec.inbox, self.bus,
                       max_attempts=self.settings.max_delivery_attempts, **kwargs)
 
+    def measure_at_scrape(self, registry: CollectorRegistry = REGISTRY) -> None:
+        """What the worker process's ``/metrics`` reads when scraped: the outbox's backlog,
+        the depth and dead letters of each of the service's queues, and the service's own
+        figures (``ServiceSpec.collectors``). Web processes measure none of these: they
+        would each run the same queries, and their counters are aggregated from files."""
+        name, ttl = self.spec.name, self.settings.metrics_cache_seconds
+        metrics.measure_at_scrape(f"{name} outbox", self.outbox.measure(name, self.db), ttl=ttl, registry=registry)
+        if self.spec.subscriptions and self.spec.subscriptions.queues:
+            metrics.measure_at_scrape(f"{name} queues", self.spec.subscriptions.measure(self.bus), ttl=ttl,
+                                      registry=registry)
+        for collector in self.spec.collectors:
+            metrics.measure_at_scrape(f"{name} {getattr(collector, '__name__', 'collector')}",
+                                      partial(collector, self), ttl=ttl, registry=registry)
+
     def app(self, testing: bool = False):
         from .web import create_app
 
         return create_app(self.spec, self, testing=testing)
 
     def start_background(self) -> list[threading.Thread]:
-        """Relay and worker as daemon threads (embedded mode, tests)."""
+        """Relay and worker as daemon threads (`gridgov worker`, embedded mode, tests)."""
         threads = []
         relay = self.relay()
         self.extras["relay"] = relay
         t = threading.Thread(target=relay.run_forever, name=f"relay-{self.spec.name}", daemon=True)
         t.start()
         threads.append(t)
+        self.extras["relay_thread"] = t
         worker = self.worker()
         if worker:
             self.extras["worker"] = worker
-            threads.append(worker.start_in_thread())
+            self.extras["worker_thread"] = worker.start_in_thread()
+            threads.append(self.extras["worker_thread"])
         stop = self.extras.setdefault("stop", threading.Event())
         loops = list(self.spec.background)
         if worker:
@@ -156,15 +181,42 @@ class Runtime:
         self.extras["threads"] = threads
         return threads
 
-    def stop_background(self) -> None:
-        if stop := self.extras.get("stop"):
-            stop.set()
-        if relay := self.extras.get("relay"):
-            relay.stop()
+    def stop_background(self, grace: float = 5.0) -> None:
+        """Stop in the order that loses nothing, within ``grace`` seconds in all.
+
+        The consumer first: it takes no new message, and settles (handles and acks) what
+        it holds; messages prefetched but not yet taken go back to the queue when its
+        connection closes. Then the loops beside it (sweeps, deliveries) finish their
+        round. The relay last: it finishes its batch and publishes what is pending, so
+        the events the last handlers recorded go out now rather than with the next
+        worker. Whatever is still running at the deadline is left to die with the process:
+        unacked messages are redelivered (the inbox skips what was handled) and
+        unpublished events wait in the outbox."""
+        deadline = time.monotonic() + grace
+
+        def join(thread: threading.Thread | None) -> bool:
+            if thread is not None:
+                thread.join(timeout=max(deadline - time.monotonic(), 0))
+                return not thread.is_alive()
+            return True
+
+        threads = self.extras.pop("threads", [])
         if worker := self.extras.get("worker"):
             worker.stop()
-        for thread in self.extras.pop("threads", []):
-            thread.join(timeout=5)  # no consumer of this runtime outlives it
+            if not join(self.extras.get("worker_thread")):
+                log.warning("the consumer did not stop within the grace period", extra={"grace_seconds": grace})
+        if stop := self.extras.get("stop"):
+            stop.set()
+        relay = self.extras.get("relay")
+        relay_thread = self.extras.get("relay_thread")
+        for thread in threads:
+            if thread is not relay_thread:
+                join(thread)
+        if relay:
+            relay.stop()
+            if join(relay_thread):
+                relay.flush(deadline)
+            relay.close()
 
 
 def runtime() -> Runtime:

@@ -28,7 +28,8 @@ from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from . import audit, inputs, logs, metrics, privacy
+from . import access, audit, inputs, logs, metrics, privacy, probes, tracing
+from .db import unavailable
 from .pagination import MAX_CURSOR
 from .problems import PROBLEM_CONTENT_TYPE, Problem, ProblemSchema
 from .schemas import Schema
@@ -182,7 +183,15 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
         g.request_id = incoming if REQUEST_ID.match(incoming) else os.urandom(16).hex()
         g.started = time.perf_counter()
         logs.request_id.set(g.request_id)
+        # The caller's W3C trace continues here (or one starts): logs and recorded events carry it.
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        g.trace = tracing.start_server_span(f"{request.method} {route}", request.environ)
         _reject_nul()
+
+    @app.teardown_request
+    def _end_trace(exc: BaseException | None) -> None:
+        if started := g.pop("trace", None):
+            tracing.end(*started)
 
     # Each (method, route, status)'s metric children, looked up once: labels() costs a
     # lock and a few allocations on every request otherwise.
@@ -226,8 +235,8 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
                                         type="validation-error", title="Unprocessable Content"))
 
     @app.errorhandler(OperationalError)
-    def _database_down(exc: OperationalError):
-        log.error("database unavailable", extra={"error": str(exc.orig)})
+    def _database_down(exc: Exception):
+        log.error("database unavailable", extra={"error": str(getattr(exc, "orig", None) or exc)[:300]})
         return problem_response(Problem(503, "the service's database is unavailable; retry shortly",
                                         type="unavailable", headers={"Retry-After": "5"}))
 
@@ -235,6 +244,8 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return api.handle_http_exception(exc)
+        if unavailable(exc):  # not only OperationalError: a dropped connection, the pool, a standby
+            return _database_down(exc)
         log.exception("unhandled error")
         return problem_response(Problem(500, "an unexpected error occurred; it has been logged",
                                         type="internal-error"))
@@ -245,16 +256,10 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
 
     @app.get("/readyz")
     def readyz():
-        checks: dict[str, str] = {}
-        for name, check in (("database", runtime.db.ping), ("bus", runtime.bus.ping)):
-            try:
-                check()
-                checks[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
-                checks[name] = f"unavailable: {type(exc).__name__}"
-        if all(v == "ok" for v in checks.values()):
+        checks = probes.readiness(runtime)
+        if all(v == probes.OK for v in checks.values()):
             return {"status": "ready", "checks": checks}
-        raise Problem(503, "not ready", type="not-ready", checks=checks)
+        raise probes.not_ready(checks)
 
     @app.get("/metrics")
     def metrics_view():
@@ -265,7 +270,9 @@ def create_app(spec, runtime, *, testing: bool = False) -> Flask:
     def openapi():
         return openapi_document(app)
 
-    metrics.SERVICE_INFO.labels(spec.name, "0.1.0").set(1)
+    metrics.SERVICE_INFO.labels(spec.name, metrics.VERSION).set(1)
+    # Present from the start (0), so that increase() and alerts see the first refusal.
+    access.REFUSED.labels(spec.name)
     return app
 
 

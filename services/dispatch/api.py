@@ -841,7 +841,7 @@ def figures(args):
                 and domain.aware(case.step_due_at) <= at
             for key in group:
                 facts.append(domain.CaseFacts(key, case.first_offered_at is not None, in_time, claim_seconds,
-                                              case.resolved_at is not None or case.outcome in ("rated", "rating_timeout", "on_spot"),
+                                              case.resolved_at is not None or case.outcome in domain.RESOLVED_OUTCOMES,
                                               case.rating, overdue, supervised=case.supervised_at is not None))
         out = domain.figures(facts)
         for row in out:

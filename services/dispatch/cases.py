@@ -78,6 +78,20 @@ UNATTENDED = Counter("gridgov_dispatch_unattended_total",
                      ["queue", "reason"])
 HANDED_BACK = Counter("gridgov_dispatch_handed_back_total",
                       "Cases given back because the people who had them left", ["reason"])
+# Every series from the start at zero: increase() misses the first count of a series that
+# appears with it, and the alerts on these look at increase().
+for _step in ("approve", "claim", "handle", "review", "report_in"):
+    DEADLINES_MISSED.labels(_step)
+for _queue in ("catch_all", "grid"):
+    for _reason in ("nobody_to_offer", "no_approver"):
+        UNATTENDED.labels(_queue, _reason)
+for _outcome in ("won", "conflict", "forbidden"):
+    CLAIMS.labels(_outcome)
+for _reason in ("claim_deadline", "handle_deadline", "manual"):
+    for _level in domain.LEVELS:
+        ESCALATIONS.labels(_reason, _level)
+for _reason in ("handler_left", "offers_withdrawn"):
+    HANDED_BACK.labels(_reason)
 
 DEFAULT_RATING_DAYS = 7
 

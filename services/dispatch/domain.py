@@ -331,6 +331,11 @@ class CaseFacts:
     supervised: bool = False
 
 
+# A case counts as resolved once it was resolved, or closed by one of these outcomes.
+RESOLVED_OUTCOMES = ("rated", "rating_timeout", "on_spot")
+SATISFIED_RATING = 4  # 满意: a rating of 4 or 5
+
+
 def figures(facts: Iterable[CaseFacts]) -> list[dict]:
     """Response rate (claimed in time / offered), resolution rate (resolved / opened),
     satisfaction rate (ratings ≥ 4 / rated), median claim time, overdue count."""
@@ -347,7 +352,7 @@ def figures(facts: Iterable[CaseFacts]) -> list[dict]:
         in_time = sum(c.offered and c.claimed_in_time for c in cases)
         resolved = sum(c.resolved for c in cases)
         rated = [c.rating for c in cases if c.rating is not None]
-        satisfied = sum(r >= 4 for r in rated)
+        satisfied = sum(r >= SATISFIED_RATING for r in rated)
         claim_times = [c.claim_seconds for c in cases if c.claim_seconds is not None]
         out.append({
             "key": key, "opened": len(cases), "offered": offered, "claimed_in_time": in_time,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gridkit.service import Runtime, ServiceSpec
 
-from . import api, cases
+from . import api, cases, figures
 from .events import catalogue
 from .handlers import subscriptions
 from .personal_data import Cases
@@ -61,4 +61,5 @@ spec = ServiceSpec(
     setup=setup,
     background=[deadline_sweep],
     personal_data=Cases(),
+    collectors=[figures.cases],
 )

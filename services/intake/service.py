@@ -7,7 +7,7 @@ from pathlib import Path
 from gridkit.crypto import DataKey
 from gridkit.service import Runtime, ServiceSpec
 
-from . import api
+from . import api, figures
 from .categories import Categories
 from .events import catalogue
 from .handlers import subscriptions
@@ -43,4 +43,5 @@ spec = ServiceSpec(
     # Keys older than 24 h; photos past GRIDGOV_PHOTO_RETENTION_DAYS.
     background=[idempotency.forget_expired, forget_expired_photos],
     personal_data=Petitions(),
+    collectors=[figures.petitions],
 )

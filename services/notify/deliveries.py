@@ -37,6 +37,7 @@ from gridkit.crypto import DataKey
 from .channels import ChannelError, EmailSender, HttpSmsGateway, SmsGateway
 from .config import NotifyConfig
 from .events import DELIVERY_FAILED
+from .rules import OUTSIDE_CHANNELS
 from .tables import CodeText, Contact, Delivery, Notice, outbox, utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ DELIVERIES = Counter("gridgov_notify_deliveries_total", "Delivery attempts by ch
                      ["channel", "outcome"])
 CODE_TEXTS = Counter("gridgov_notify_code_texts_total", "One-time code texts by outcome",
                      ["outcome"])  # sent | retry | dead | expired
+# Every series from the start at zero: the failing-deliveries alert compares rates, and
+# increase() misses the first count of a series that appears with it.
+for _channel in OUTSIDE_CHANNELS:
+    for _outcome in ("sent", "retry", "dead"):
+        DELIVERIES.labels(_channel, _outcome)
+for _outcome in ("sent", "retry", "dead", "expired"):
+    CODE_TEXTS.labels(_outcome)
 LEASE = timedelta(minutes=2)
 MAX_BACKOFF = 3600.0
 

@@ -81,3 +81,26 @@ def test_a_relay_running_against_a_dead_broker_stops_when_asked(ledger, dead_bus
 
     assert not thread.is_alive()
     assert outbox_status(ledger.db) == {"pending": 3}
+
+
+def test_while_the_broker_is_down_each_waiting_event_is_logged_once_with_its_id_and_type(ledger, dead_bus, caplog):
+    from prometheus_client import REGISTRY
+
+    from gridkit.testkit import wait_for
+
+    record_entries(ledger.db, 7)
+    relay = Relay("ledgerdown", ledger.db, ledger.outbox, dead_bus)
+    thread = threading.Thread(target=relay.run_forever, daemon=True)
+    with caplog.at_level("WARNING", logger="gridkit.outbox"):
+        thread.start()
+        try:
+            wait_for(lambda: (REGISTRY.get_sample_value("gridgov_outbox_publish_failures_total",
+                                                        {"service": "ledgerdown"}) or 0) >= 14,
+                     timeout=30, message="a second failed attempt of every event")
+        finally:
+            relay.stop()
+            thread.join(timeout=30)
+
+    failed = [r for r in caplog.records if r.getMessage().startswith("publish failed")]
+    assert sorted(r.event_type for r in failed) == ["ledgertest.entry.recorded.v1"] * 7  # once per event
+    assert len({r.event_id for r in failed}) == 7

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import psycopg
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from gridkit.idempotency import utcnow
 from gridkit.testkit import wait_for
@@ -112,3 +114,16 @@ def test_the_worker_forgets_keys_older_than_a_day_and_keeps_the_rest(intake, cli
     assert count(intake, t, t.c.key == "new") == 1
     # Forgotten: the same key makes a new petition (the day-old one is not replayed).
     assert post(client, headers, "old", separate=True).headers.get("Idempotent-Replayed") is None
+
+
+def test_a_petition_committed_just_before_the_database_went_away_is_still_answered_201(
+        intake, client, people, monkeypatch):
+    _, headers = people.resident()
+
+    def gone(*args, **kwargs):
+        raise OperationalError("UPDATE idempotency_keys", {}, psycopg.OperationalError("server closed the connection"))
+
+    monkeypatch.setattr(idempotency, "_store", gone)  # the answer's replay record cannot be written
+    answer = post(client, headers, "k-gone")
+    assert answer.status_code == 201, answer.json
+    assert count(intake, Petition) == 1
