@@ -59,12 +59,11 @@ def tree_seconds(roots: dict[str, Iterable[int]]) -> dict[str, float]:
     return out
 
 
-def postgres_seconds(databases: Iterable[str]) -> float:
-    """CPU seconds of the PostgreSQL backends connected to these databases (their
+def postgres_seconds(databases: Iterable[str]) -> dict[str, float]:
+    """CPU seconds of the PostgreSQL backends connected to each of these databases (their
     process titles name the database). The server's shared processes (WAL writer,
     checkpointer, autovacuum) serve every database on the machine and are left out."""
-    names = set(databases)
-    total = 0.0
+    out = dict.fromkeys(databases, 0.0)
     for stat in _stats().values():
         if stat.comm != "postgres":
             continue
@@ -74,9 +73,10 @@ def postgres_seconds(databases: Iterable[str]) -> float:
             continue
         # "postgres: [cluster: ]user database host(port) state"
         words = title.split()
-        if words[:1] == ["postgres:"] and names.intersection(words[2:4]):
-            total += stat.seconds
-    return total
+        if words[:1] == ["postgres:"]:
+            for name in out.keys() & set(words[2:4]):
+                out[name] += stat.seconds
+    return out
 
 
 def listening_pid(port: int) -> int | None:

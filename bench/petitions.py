@@ -464,16 +464,19 @@ def platform_roots(platform: Platform) -> dict[str, list[int]]:
 
 class Meter:
     """CPU seconds since ``start()`` of the platform's processes, of PostgreSQL's backends
-    on the platform's databases, and of the RabbitMQ node."""
+    on each service's database (``postgresql:<service>``, and their sum ``postgresql``),
+    and of the RabbitMQ node."""
 
-    def __init__(self, roots: dict[str, list[int]], databases: list[str]):
-        self.roots, self.databases = roots, databases
+    def __init__(self, roots: dict[str, list[int]], databases: dict[str, str]):
+        self.roots, self.databases = roots, databases  # databases: service → database name
         self.rabbit = cpu.listening_pid(int(AMQP_HOST.rsplit(":", 1)[1]))
         self.start()
 
     def read(self) -> dict[str, float]:
-        return cpu.tree_seconds(self.roots) | {"postgresql": cpu.postgres_seconds(self.databases),
-                                                "rabbitmq": cpu.process_seconds(self.rabbit)}
+        pg = cpu.postgres_seconds(self.databases.values())
+        by_service = {f"postgresql:{service}": pg[name] for service, name in self.databases.items()}
+        return cpu.tree_seconds(self.roots) | by_service | {"postgresql": sum(pg.values()),
+                                                            "rabbitmq": cpu.process_seconds(self.rabbit)}
 
     def start(self) -> None:
         self.began, self.at = self.read(), time.monotonic()
@@ -554,14 +557,21 @@ class Loop:
 
     @property
     def platform_ms(self) -> float:
-        return sum(v for k, v in self.used.items() if k not in ("postgresql", "rabbitmq")) * 1000 / self.accepted
+        return sum(self.ms(k) for k in self.used if not k.startswith(("postgresql", "rabbitmq")))
 
     def ms(self, name: str) -> float:
         return self.used[name] * 1000 / self.accepted
 
     def per_process(self) -> str:
-        parts = sorted(((k, self.ms(k)) for k in self.used), key=lambda kv: -kv[1])
-        return ", ".join(f"{k} {v:.2f}" for k, v in parts if v >= 0.01)
+        """ms of CPU per petition: each platform process, then PostgreSQL (each service's
+        database) and RabbitMQ."""
+        def listed(items):
+            return ", ".join(f"{k} {v:.2f}" for k, v in sorted(items, key=lambda kv: -kv[1]) if v >= 0.01)
+
+        platform = listed((k, self.ms(k)) for k in self.used if not k.startswith(("postgresql", "rabbitmq")))
+        databases = listed((k.split(":", 1)[1], self.ms(k)) for k in self.used if k.startswith("postgresql:"))
+        return (f"{platform}; postgresql {self.ms('postgresql'):.2f} ({databases}); "
+                f"rabbitmq {self.ms('rabbitmq'):.2f}")
 
     def hop_text(self) -> str:
         return "; ".join(f"{name} p50 {a:.0f} / p99 {b:.0f} ms" for name, (a, b) in self.hops.items())
@@ -630,7 +640,7 @@ def baseline_cpu(server: BareServer, token: str, rate: float, seconds: float, qu
     """CPU ms per request of the bare insert with its event (gunicorn + relay) at ``rate``."""
     rng = np.random.default_rng(9)
     bodies = [json.dumps(petition_body(rng, i), ensure_ascii=False).encode() for i in range(int(rate * seconds))]
-    meter = Meter({"bare": [proc.pid for proc in server.procs]}, [])
+    meter = Meter({"bare": [proc.pid for proc in server.procs]}, {})
     sent, _ = open_loop(server.base, [token], bodies, rate)
     meter.settle(quiet)
     ok = sum(1 for s in sent if s.status == 201)
@@ -703,7 +713,7 @@ def start_loaded(stack: ExitStack, extra_env: dict[str, str] | None = None) -> L
     print(f"world: 1 county, {GRIDS} security grids x {WORKERS_PER_GRID} grid workers, "
           f"{RESIDENTS} residents; {len(watchers)} live streams open; probes offered "
           f"({time.perf_counter() - started:.1f} s)", flush=True)
-    meter = Meter(platform_roots(platform), [url.rsplit("/", 1)[1] for url in databases.values()])
+    meter = Meter(platform_roots(platform), {service: url.rsplit("/", 1)[1] for service, url in databases.items()})
     return Loaded(platform, world, Streams(arrivals, lock, watchers), meter, logs)
 
 
