@@ -35,7 +35,7 @@ test-e2e: $(STAMP) ## each service as its own gunicorn process, plus schemathesi
 	$(PYTEST) -q tests/e2e
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check libs services tests bench k8s/tools
+	$(BIN)/ruff check libs services tests bench k8s/tools deploy
 	$(BIN)/mypy libs/gridkit
 
 catalogue: $(STAMP) ## regenerate docs/events/asyncapi.json from the event declarations
