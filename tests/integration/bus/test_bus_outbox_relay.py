@@ -115,11 +115,12 @@ def test_a_commit_in_the_relays_own_process_wakes_it_once(ledger, effects, start
     assert batches.count(0) <= 4, f"{batches.count(0)} empty takes for {len(published)} batches"
 
 
-def test_under_a_heavy_stream_the_relay_waits_longer_and_sends_bigger_batches(ledger, effects, start_worker,
-                                                                             wiretap):
+def test_under_a_heavy_stream_with_a_stretching_wait_every_event_goes_out_once(ledger, effects, start_worker,
+                                                                            wiretap):
+    # A long stretched wait (up to 160 ms) must not lose or repeat events that commit
+    # meanwhile. How much the wait cuts the relay's cost is measured by `make bench`; the
+    # loop's choice of wait is tested without timing in tests/unit/kit/test_kit_bus.py.
     start_worker(effects)
-    # A 10 ms wait gathers a handful of these commits; every batch of two or more
-    # doubles the wait, up to 160 ms.
     relay = ledger.relay(poll_interval=30, linger=0.01, max_linger=0.16, full_enough=2)
     batches: list[int] = []
     run_once = relay.run_once
@@ -133,11 +134,9 @@ def test_under_a_heavy_stream_the_relay_waits_longer_and_sends_bigger_batches(le
     finally:
         relay.stop()
         thread.join(timeout=10)
-    published = [n for n in batches if n]
-    assert sum(published) == 300 and sum(wiretap.collect().values()) == 300
-    # At a fixed 10 ms that is 30 batches or more; stretched to 160 ms, under fifteen.
-    assert len(published) <= 20, f"{len(published)} batches for 300 events: the wait did not stretch"
-    assert max(published) >= 20
+    assert sum(batches) == 300 and sum(wiretap.collect().values()) == 300
+    assert set(applied_counts(effects.db).values()) == {1}
+    assert outbox_status(ledger.db) == {"sent": 300}
 
 
 def test_an_event_whose_transaction_commits_after_later_ones_went_out_is_still_published(ledger, wiretap):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -228,3 +229,29 @@ def test_the_relay_waits_longer_only_while_batches_come_full():
         waits.append(wait)
     # doubled after each full batch up to the longest; back to the shortest after a small one
     assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.01, 0.02]
+
+
+def test_the_relay_loop_waits_as_next_linger_says_after_each_batch(db):
+    # The loop's side of the stretching linger, without timing: each batch's size decides
+    # the wait before the next take (the sizes a real stream gives are for `make bench`).
+    relay = Relay("kitbus", db, outbox, Bus("memory://"), linger=0.01, max_linger=0.05, full_enough=8,
+                  poll_interval=0.001)
+    sizes = [1, 8, 9, 30, 3]
+    waits: list[float] = []
+
+    class Recorded(threading.Event):
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            return super().wait(0)
+
+    relay._stop = Recorded()
+
+    def run_once() -> int:
+        if not sizes:
+            relay._stop.set()
+            return 0
+        return sizes.pop(0)
+
+    relay.run_once = run_once  # type: ignore[method-assign]
+    relay.run_forever()
+    assert waits[:5] == [0.01, 0.02, 0.04, 0.05, 0.01]
