@@ -177,6 +177,19 @@ def consuming(queue: str, event_id: str, traceparent: str | None, tracestate: st
 
 
 @contextmanager
+def background(name: str) -> Iterator[Span]:
+    """One pass of a background loop (a deadline sweep, a delivery batch) in a trace of its
+    own: the events it records carry it, so an escalation can be followed into the consumers'
+    logs as a petition can."""
+    span = _start(name, None, SpanKind.INTERNAL)
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    finally:
+        end(span, token)
+
+
+@contextmanager
 def within(span: Span | None) -> Iterator[None]:
     """Log (or record) in ``span``'s context again, e.g. after it ended."""
     if span is None:

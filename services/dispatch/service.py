@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gridkit import tracing
 from gridkit.service import Runtime, ServiceSpec
 
 from . import api, cases, figures
@@ -38,7 +39,8 @@ def deadline_sweep(runtime: Runtime, stop: threading.Event) -> None:
     Several workers may sweep at once; SKIP LOCKED keeps them off each other's cases."""
     while not stop.wait(runtime.extras.get("sweep_seconds", 5.0)):
         try:
-            done = sweep_once(runtime)
+            with tracing.background("dispatch deadline sweep"):
+                done = sweep_once(runtime)
             if any(done.values()):
                 log.info("deadline sweep", extra=done)
         except Exception:  # noqa: BLE001 - a bad sweep must not end the loop

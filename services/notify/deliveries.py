@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import Counter
 from sqlalchemy import delete, select, update
 
+from gridkit import tracing
 from gridkit.crypto import DataKey
 
 from .channels import ChannelError, EmailSender, HttpSmsGateway, SmsGateway
@@ -245,7 +246,8 @@ def delivery_loop(runtime, stop: threading.Event) -> None:
         while not stop.is_set():
             due.clear()
             try:
-                busy = deliverer.run_once() >= deliverer.batch_size
+                with tracing.background("notify deliveries"):
+                    busy = deliverer.run_once() >= deliverer.batch_size
             except Exception:  # noqa: BLE001 - database down: keep the loop alive
                 log.exception("delivery batch failed")
                 busy = False

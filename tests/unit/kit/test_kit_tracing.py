@@ -186,3 +186,16 @@ def test_when_spans_are_exported_the_sdk_records_them_in_the_same_trace(monkeypa
     assert handling.parent.span_id == request.context.span_id
     assert handling.attributes["messaging.message.id"] == "e-1"
     assert handling.kind == trace.SpanKind.CONSUMER
+
+
+def test_each_pass_of_a_background_loop_is_a_trace_of_its_own_that_its_events_carry(db):
+    for lamp_id in (1, 2):
+        with tracing.background("tracetest sweep"), db.transaction() as session:
+            outbox.record(session, LAMP_BROKEN, {"lamp_id": lamp_id})
+    with db.transaction() as session:  # outside any pass: no trace to carry
+        outbox.record(session, LAMP_BROKEN, {"lamp_id": 3})
+
+    first, second, outside = recorded_envelopes(db)
+    assert tracing.valid_traceparent(first.traceparent) and tracing.valid_traceparent(second.traceparent)
+    assert first.traceparent[3:35] != second.traceparent[3:35]
+    assert outside.traceparent is None
