@@ -221,14 +221,15 @@ def test_an_event_breaking_its_schema_is_refused_when_recorded_not_at_commit(db)
         outbox.record(session, NOTE_TAKEN, {"words": "no text"})
 
 
-def test_the_relay_waits_longer_only_while_batches_come_full():
+def test_the_relay_waits_longer_only_while_events_come_fast():
     wait = 0.01
     waits = []
-    for taken in (1, 8, 9, 30, 40, 50, 3, 8):
+    # 8 per 10 ms is the rate that stretches: 16 in 20 ms, 32 in 40 ms, 40 in 50 ms …
+    for taken in (1, 8, 16, 32, 40, 50, 39, 8, 15):
         wait = next_linger(wait, taken, shortest=0.01, longest=0.05, full_enough=8)
         waits.append(wait)
-    # doubled after each full batch up to the longest; back to the shortest after a small one
-    assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.01, 0.02]
+    # doubled while the rate holds, up to the longest; back to the shortest once it drops
+    assert waits == [0.01, 0.02, 0.04, 0.05, 0.05, 0.05, 0.01, 0.02, 0.01]
 
 
 def test_the_relay_loop_waits_as_next_linger_says_after_each_batch(db):
@@ -236,7 +237,7 @@ def test_the_relay_loop_waits_as_next_linger_says_after_each_batch(db):
     # the wait before the next take (the sizes a real stream gives are for `make bench`).
     relay = Relay("kitbus", db, outbox, Bus("memory://"), linger=0.01, max_linger=0.05, full_enough=8,
                   poll_interval=0.001)
-    sizes = [1, 8, 9, 30, 3]
+    sizes = [1, 8, 16, 32, 3]
     waits: list[float] = []
 
     class Recorded(threading.Event):
