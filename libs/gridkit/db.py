@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from psycopg.pq import ConnStatus, ExecStatus, TransactionStatus
 from sqlalchemy import Column, Executable, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -85,6 +86,7 @@ class Database:
             # firewall that dropped them); a dead one is replaced before anyone sees it.
             event.listen(self.engine, "checkout", self._ping_if_idle)
             event.listen(self.engine, "checkin", _stamp_checkin)
+            self.engine.dialect.do_rollback = _rollback_keeping_prepared  # type: ignore[method-assign]
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._plans: dict[tuple, _InsertPlan] = {}
         # Relays in this process wait on this; set whenever outbox rows commit.
@@ -228,6 +230,29 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_OK, _COMMAND_OK = ConnStatus.OK, ExecStatus.COMMAND_OK
+_OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+
+def _rollback_keeping_prepared(dbapi_connection) -> None:
+    """Roll back without forgetting the connection's prepared statements.
+
+    psycopg's ``rollback()`` deallocates every statement it prepared on the connection,
+    in case the transaction created what they refer to. A service's transactions never
+    change the schema (migrations run apart, on an engine of their own), and every
+    read-only session ends in a rollback: in intake's web, the few reads a second
+    (revocations, the catalogue) kept its hot statements from ever staying prepared,
+    so PostgreSQL parsed and planned them again. Anything but a plain open transaction
+    on a healthy connection takes psycopg's own way."""
+    pgconn = dbapi_connection.pgconn
+    if (pgconn.status == _OK and pgconn.transaction_status in _OPEN
+            and getattr(dbapi_connection, "_pipeline", None) is None):
+        result = pgconn.exec_(b"ROLLBACK")
+        if result.status == _COMMAND_OK:
+            return
+    dbapi_connection.rollback()
 
 
 COMMIT_ROWS = "gridkit.commit_rows"

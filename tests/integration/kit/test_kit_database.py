@@ -45,3 +45,34 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(database):
     finally:
         database.engine.dialect.do_ping = original  # type: ignore[method-assign]
     assert pings == []
+
+
+def prepared_on_server(database: Database) -> set[str]:
+    with database.engine.connect() as conn:
+        return set(conn.exec_driver_sql("SELECT statement FROM pg_prepared_statements").scalars())
+
+
+def test_a_rollback_keeps_prepared_statements_and_still_undoes_the_transaction(fresh_pg_database):
+    # psycopg forgets (DEALLOCATE ALL) what it prepared at every rollback, and every read-only
+    # session ends in one: a busy web would parse and plan its writes again and again.
+    database = Database(fresh_pg_database("rollback"), pool_size=1)  # one connection: each session reuses it
+    try:
+        with database.transaction() as session:
+            session.execute(text("CREATE TABLE lamps (id int PRIMARY KEY)"))
+        for i in range(8):  # psycopg prepares a statement on its 5th run
+            with database.sessions() as session:  # a read: ends in a rollback
+                session.execute(text("SELECT count(*) FROM lamps WHERE id > :i"), {"i": i}).scalar()
+        assert any("FROM lamps WHERE id >" in s for s in prepared_on_server(database))
+
+        with pytest.raises(RuntimeError), database.transaction() as session:
+            session.execute(text("INSERT INTO lamps VALUES (1)"))
+            raise RuntimeError("called off")
+        with pytest.raises(Exception, match="division by zero"), database.transaction() as session:
+            session.execute(text("INSERT INTO lamps VALUES (2)"))
+            session.execute(text("SELECT 1 / 0"))
+
+        with database.sessions() as session:
+            assert session.execute(text("SELECT count(*) FROM lamps")).scalar() == 0
+        assert any("FROM lamps WHERE id >" in s for s in prepared_on_server(database))
+    finally:
+        database.dispose()
