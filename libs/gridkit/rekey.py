@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, select, tuple_, update
+from sqlalchemy import CursorResult, Table, Update, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -85,15 +85,19 @@ def _reseal(session: Session, table: Table, sealed: Sealed, key: DataKey, row, o
     statement = update(table).where(*(c == row[c.name] for c in table.primary_key.columns),
                                     table.c[sealed.column] == stored)
     if not sealed.index:
-        outcome.resealed += session.execute(statement.values(changes)).rowcount
+        outcome.resealed += _changed(session, statement.values(changes))
         return
     changes[sealed.index] = key.index(value, purpose)
     try:
         with session.begin_nested():  # a unique index: one clash must not undo the batch
-            outcome.resealed += session.execute(statement.values(changes)).rowcount
+            outcome.resealed += _changed(session, statement.values(changes))
     except IntegrityError:
         outcome.refused.append(f"{sealed.label} of the row {at}: its new {sealed.index} is another row's "
                                "(the same value twice, written during the rotation)")
+
+
+def _changed(session: Session, statement: Update) -> int:
+    return cast(CursorResult, session.execute(statement)).rowcount
 
 
 def _get(document: Any, path: str) -> Any:
