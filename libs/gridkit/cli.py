@@ -10,6 +10,8 @@
     gridgov dead-letters list|replay --queue Q [...]
     gridgov grids import FILE --network CODE
     gridgov create-sysadmin --username U  # password from GRIDGOV_ADMIN_PASSWORD or a prompt
+    gridgov new-data-key             # print a new GRIDGOV_DATA_KEY
+    gridgov rekey <service>          # re-seal its personal data under the current data key
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     admin = sub.add_parser("create-sysadmin", help="create the first sysadmin account in identity")
     admin.add_argument("--username", required=True)
     admin.add_argument("--name", default="系统管理员")
+
+    sub.add_parser("new-data-key", help="print a new data key (32 random bytes, urlsafe base64)")
+
+    rekey = sub.add_parser("rekey", help="re-seal a service's sealed data under the current GRIDGOV_DATA_KEY "
+                                         "(after a rotation; GRIDGOV_DATA_KEY_PREVIOUS opens the old)")
+    rekey.add_argument("service", choices=list(registry.SERVICES))
+    rekey.add_argument("--batch", type=int, default=500, help="rows per transaction")
 
     grids = sub.add_parser("grids", help="grid registry tools")
     gsub = grids.add_subparsers(dest="action", required=True)
@@ -192,6 +201,30 @@ def cmd_create_sysadmin(args) -> int:
     return 0
 
 
+def cmd_new_data_key(args) -> int:
+    from .crypto import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_rekey(args) -> int:
+    """Counts per declared column on stdout, each refused value on stderr; 1 if any was refused."""
+    from .rekey import rekey
+
+    runtime = _runtime(args.service)
+    if not runtime.spec.sealed:
+        print(f"{args.service}: seals nothing")
+    refused = 0
+    for outcome in rekey(runtime, batch=args.batch):
+        print(f"{args.service} {outcome.sealed.label}: {outcome.resealed} re-sealed, "
+              f"{len(outcome.refused)} refused", flush=True)
+        for line in outcome.refused:
+            print(f"refused: {args.service} {line}; left as it is", file=sys.stderr)
+        refused += len(outcome.refused)
+    return 1 if refused else 0
+
+
 def cmd_grids(args) -> int:
     from grids.importer import import_file
 
@@ -205,7 +238,7 @@ COMMANDS = {
     "run": cmd_run, "serve": cmd_serve, "worker": cmd_worker, "migrate": cmd_migrate,
     "migrations": cmd_migrations, "catalogue": cmd_catalogue, "openapi": cmd_openapi,
     "dead-letters": cmd_dead_letters, "grids": cmd_grids,
-    "create-sysadmin": cmd_create_sysadmin,
+    "create-sysadmin": cmd_create_sysadmin, "new-data-key": cmd_new_data_key, "rekey": cmd_rekey,
 }
 
 if __name__ == "__main__":

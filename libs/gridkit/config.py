@@ -32,6 +32,9 @@ class Settings:
     token_audience: str = "gridgov"
     # Symmetric key (urlsafe base64, 32 bytes) for personal data at rest.
     data_key: str = ""
+    # Older data keys, comma-separated: they still open what they sealed, never seal
+    # (a rotation's window, until `gridgov rekey` has re-sealed everything; gridkit.crypto).
+    data_key_previous: str = ""
     queue_type: str = "classic"  # "quorum" in production RabbitMQ clusters
     max_delivery_attempts: int = 5
     broker_timeout: float = 3.0
@@ -74,6 +77,7 @@ class Settings:
             token_issuer=_env("GRIDGOV_TOKEN_ISSUER", "gridgov-identity"),  # type: ignore[arg-type]
             token_audience=_env("GRIDGOV_TOKEN_AUDIENCE", "gridgov"),  # type: ignore[arg-type]
             data_key=_env("GRIDGOV_DATA_KEY", "") or "",
+            data_key_previous=_env("GRIDGOV_DATA_KEY_PREVIOUS", "") or "",
             queue_type=_env("GRIDGOV_QUEUE_TYPE", "classic"),  # type: ignore[arg-type]
             max_delivery_attempts=int(_env("GRIDGOV_MAX_DELIVERY_ATTEMPTS", "5")),  # type: ignore[arg-type]
             broker_timeout=float(_env("GRIDGOV_BROKER_TIMEOUT", "3")),  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -32,6 +32,7 @@ from .auth import TokenVerifier
 from .bus import Bus
 from .config import Settings
 from .consumer import Subscriptions, Worker
+from .crypto import Sealed
 from .db import METADATA, Database
 from .events import Catalogue
 from .outbox import Inbox, Outbox, Relay
@@ -65,12 +66,19 @@ class ServiceSpec:
     # scraped, at most every GRIDGOV_METRICS_CACHE_SECONDS, and returns metric families
     # (prometheus_client.core.GaugeMetricFamily, …) with bounded labels only.
     collectors: list[Callable[[Runtime], Iterable[Metric]]] = field(default_factory=list)
+    # Every column (or value inside one) holding values sealed with a data key: what
+    # `gridgov rekey` re-seals under the current key after a rotation (gridkit.rekey).
+    sealed: Sequence[Sealed] = ()
 
     def __post_init__(self) -> None:
         # Every service obeys identity's account lifecycle: the kit subscribes it.
         self.subscriptions = self.subscriptions or Subscriptions(self.name)
         access.subscribe(self.subscriptions, self.base.metadata)
         privacy.subscribe(self)
+        for sealed in self.sealed:  # a misspelt column fails at import, not in the middle of a rotation
+            table = self.base.metadata.tables.get(sealed.table)
+            if table is None or any(name not in table.c for name in sealed.columns):
+                raise ValueError(f"{self.name}: sealed {sealed.label} names a table or column it does not have")
 
 
 @dataclass

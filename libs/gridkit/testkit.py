@@ -6,16 +6,20 @@ fail, loudly.
 
 * ``make_runtime(spec, db="postgres"|"sqlite", bus="amqp"|"memory")`` builds a
   migrated :class:`~gridkit.service.Runtime` on a fresh database (one per
-  call) and, for AMQP, on this run's own vhost.
+  call; ``db=<another runtime's database_url>`` to share one) and, for AMQP, on
+  this run's own vhost.
 * ``tokens`` signs access tokens with a test key that every runtime built
   here trusts: ``tokens.issue(grants=[("grid_worker", "grid:7")])``.
 * ``wait_for(predicate)`` polls with a deadline instead of sleeping.
+* ``gridgov(settings, *args)`` runs the ``gridgov`` command in its own process,
+  configured like a runtime built here (``make_runtime(...).settings``).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -45,6 +49,17 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def gridgov(settings: Settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``gridgov <args>`` as an operator runs it, against ``settings``' database and data keys."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("GRIDGOV_")}
+    env |= {f"GRIDGOV_{settings.service.upper()}_DATABASE_URL": settings.database_url,
+            "GRIDGOV_BUS_URL": settings.bus_url, "GRIDGOV_DATA_DIR": str(settings.data_dir),
+            "GRIDGOV_DATA_KEY": settings.data_key, "GRIDGOV_DATA_KEY_PREVIOUS": settings.data_key_previous,
+            "GRIDGOV_LOG_LEVEL": "WARNING"}
+    return subprocess.run([sys.executable, "-m", "gridkit.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
@@ -153,8 +168,10 @@ def make_runtime(fresh_pg_database, tokens, tmp_path, request):
     def make(spec, *, db: str = "postgres", bus: str = "memory", verifier=None, **overrides):
         if db == "postgres":
             database_url = fresh_pg_database(spec.name)
-        else:
+        elif db == "sqlite":
             database_url = f"sqlite:///{tmp_path / (spec.name + '-' + uuid.uuid4().hex[:6] + '.db')}"
+        else:  # a URL: another runtime's database, e.g. the same service after its settings changed
+            database_url = db
         bus_url = request.getfixturevalue("amqp_url") if bus == "amqp" else f"memory://{RUN_ID}"
         settings = Settings(service=spec.name, database_url=database_url, bus_url=bus_url,
                             data_dir=tmp_path, **overrides)

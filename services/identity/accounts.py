@@ -83,7 +83,8 @@ def contact_of(user: User, key: DataKey) -> Contact:
 
 
 def find_by_phone(session: Session, key: DataKey, phone: str) -> User | None:
-    return session.scalar(select(User).where(User.phone_index == key.index(phone, "phone")))
+    # Every key's index: after a rotation, rows not re-indexed yet (`gridgov rekey`) still count.
+    return session.scalar(select(User).where(User.phone_index.in_(key.indexes(phone, "phone"))).limit(1))
 
 
 def create_user(session: Session, key: DataKey, *, kind: str, name: str, phone: str | None = None,
@@ -97,12 +98,13 @@ def create_user(session: Session, key: DataKey, *, kind: str, name: str, phone: 
     if phone:
         user.phone_index = key.index(phone, "phone")
         user.phone_sealed = key.seal(phone, "phone")
-        if session.scalar(select(User.id).where(User.phone_index == user.phone_index)):
+        if session.scalar(select(User.id).where(User.phone_index.in_(key.indexes(phone, "phone"))).limit(1)):
             raise Conflict("an account with this phone number already exists", field="phone")
     if national_id:
         user.national_id_index = key.index(national_id, "national_id")
         user.national_id_sealed = key.seal(national_id, "national_id")
-        if session.scalar(select(User.id).where(User.national_id_index == user.national_id_index)):
+        if session.scalar(select(User.id).where(
+                User.national_id_index.in_(key.indexes(national_id, "national_id"))).limit(1)):
             raise Conflict("an account with this national ID already exists", field="national_id")
     if username and session.scalar(select(User.id).where(User.username == username)):
         raise Conflict("this username is taken", field="username")
@@ -244,10 +246,11 @@ def scrub(session: Session, key: DataKey, user: User, at: datetime, transit: Dat
         return
     values = known_values(user, key)
     contact = contact_of(user, key)
-    logins = [key.index(f"username:{user.username}", "login")] if user.username else []
+    # Under every key of the ring: what was counted or asked for before a rotation goes too.
+    logins = key.indexes(f"username:{user.username}", "login") if user.username else []
     if contact.phone:
-        logins.append(key.index(f"phone:{contact.phone}", "login"))
-        forget_codes(session, key.index(contact.phone, "phone"), contact.phone, transit)
+        logins += key.indexes(f"phone:{contact.phone}", "login")
+        forget_codes(session, key.indexes(contact.phone, "phone"), contact.phone, transit)
     if logins:
         session.execute(delete(LoginAttempt).where(LoginAttempt.account_key.in_(logins)))
     session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
@@ -266,11 +269,11 @@ def scrub(session: Session, key: DataKey, user: User, at: datetime, transit: Dat
     user.erased_at = at
 
 
-def forget_codes(session: Session, phone_key: str, phone: str, transit: DataKey) -> None:
+def forget_codes(session: Session, phone_keys: list[str], phone: str, transit: DataKey) -> None:
     """Every code of the phone and the requests for them, and the texts of them the outbox
     still keeps (sealed for notify: only the transit key tells whose they are)."""
-    session.execute(delete(OneTimeCode).where(OneTimeCode.phone_key == phone_key))
-    session.execute(delete(CodeRequest).where(CodeRequest.phone_key == phone_key))
+    session.execute(delete(OneTimeCode).where(OneTimeCode.phone_key.in_(phone_keys)))
+    session.execute(delete(CodeRequest).where(CodeRequest.phone_key.in_(phone_keys)))
     t = outbox.table
     texts = [row_id for row_id, body in session.execute(
         select(t.c.id, t.c.body).where(t.c.routing_key == CODE_ISSUED.type))

@@ -121,7 +121,7 @@ def request_code(runtime, *, phone: str, purpose: str, language: str, client_ip:
     expires_at = now + rules.ttl
     with runtime.db.transaction() as session:
         account = session.execute(select(User.kind, User.disabled)
-                                  .where(User.phone_index == phone_key)).first()
+                                  .where(User.phone_index.in_(key.indexes(phone, "phone")))).first()
         if purpose == "register":
             usable, message = account is None, ("code" if account is None else "account_exists")
         else:

@@ -6,6 +6,8 @@ implementation (AES-GCM, blind index, dev key file) lives in the kit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gridkit import crypto
 from gridkit.crypto import new_key
 
@@ -13,5 +15,5 @@ __all__ = ["DataKey", "new_key"]
 
 
 class DataKey(crypto.DataKey):
-    def __init__(self, master: bytes, context: str = "identity"):
-        super().__init__(master, context)
+    def __init__(self, master: bytes, context: str = "identity", previous: Sequence[bytes] = ()):
+        super().__init__(master, context, previous)

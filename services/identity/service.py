@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from gridkit.auth import TokenVerifier
-from gridkit.crypto import DataKey
+from gridkit.crypto import DataKey, Sealed
 from gridkit.service import Runtime, ServiceSpec
 
 from . import api, codes
-from .events import catalogue
+from .events import CODE_ISSUED, CODE_PURPOSE, RECIPIENT_PURPOSE, TRANSIT_CONTEXT, catalogue
 from .keys import Keyring
 from .personal_data import Accounts
 from .tables import Base, inbox, outbox
@@ -43,4 +43,14 @@ spec = ServiceSpec(
     setup=setup,
     background=[codes.forget_old_codes],
     personal_data=Accounts(),
+    sealed=(
+        Sealed("users", "phone_sealed", purpose="phone", index="phone_index"),
+        Sealed("users", "national_id_sealed", purpose="national_id", index="national_id_index"),
+        Sealed("signing_keys", "private_sealed", purpose="signing-key:{kid}"),
+        # The codes asked of notify, sealed with the transit key: in the outbox until
+        # published and GRIDGOV_OUTBOX_RETENTION_DAYS after (erasure opens them there).
+        *(Sealed("outbox", "body", purpose=purpose, path=f"data.{name}", where={"routing_key": CODE_ISSUED.type},
+                 context=TRANSIT_CONTEXT)
+          for name, purpose in (("recipient_sealed", RECIPIENT_PURPOSE), ("code_sealed", CODE_PURPOSE))),
+    ),
 )

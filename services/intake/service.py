@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gridkit.crypto import DataKey
+from gridkit.crypto import DataKey, Sealed
+from gridkit.idempotency import SEAL_PURPOSE
 from gridkit.service import Runtime, ServiceSpec
 
 from . import api, figures
@@ -44,4 +45,9 @@ spec = ServiceSpec(
     background=[idempotency.forget_expired, forget_expired_photos],
     personal_data=Petitions(),
     collectors=[figures.petitions],
+    sealed=(
+        Sealed("petitions", "contact_name", purpose="name"),
+        Sealed("petitions", "contact_phone", purpose="phone"),
+        Sealed("idempotency_keys", "body", purpose=SEAL_PURPOSE),  # stored answers show the contact
+    ),
 )

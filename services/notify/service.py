@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import event, text
 
 from contracts.identity import TRANSIT_CONTEXT
-from gridkit.crypto import DataKey
+from gridkit.crypto import DataKey, Sealed
 from gridkit.service import Runtime, ServiceSpec
 
 from . import api
@@ -81,4 +81,10 @@ spec = ServiceSpec(
     setup=setup,
     background=[delivery_loop, forget_old_notices],
     personal_data=Notices(),
+    sealed=(
+        Sealed("contacts", "email_sealed", purpose="contact.email"),
+        Sealed("contacts", "phone_sealed", purpose="contact.sms"),
+        Sealed("code_texts", "recipient_sealed", purpose="code.sms"),
+        Sealed("code_texts", "text_sealed", purpose="code.text"),
+    ),
 )

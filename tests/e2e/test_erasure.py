@@ -63,7 +63,7 @@ def text_cells(url: str) -> Iterator[tuple[str, str, str]]:
 
 def opened(key: DataKey, value: str) -> list[str]:
     """What a sealed value says, under whichever purpose opens it."""
-    if not value.startswith("v1:"):
+    if not value.startswith(("v1:", "v2:")):
         return []
     found = []
     for purpose in SEALED_PURPOSES:

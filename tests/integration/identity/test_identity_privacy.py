@@ -72,7 +72,7 @@ def test_phone_and_national_id_are_sealed_at_rest_in_every_table(identity, clien
     client.post("/tokens", json={"grant_type": "password", "phone": phone, "password": "wrong-wrong"})
     with identity.db.engine.connect() as conn:
         raw = conn.execute(text("SELECT phone_sealed, phone_index, national_id_sealed FROM users")).one()
-        assert raw.phone_sealed.startswith("v1:") and len(raw.phone_index) == 64
+        assert raw.phone_sealed.startswith("v2:") and len(raw.phone_index) == 64
         for table in inspect(conn).get_table_names():
             dump = json.dumps([list(map(str, r)) for r in conn.execute(text(f'SELECT * FROM "{table}"'))])
             assert phone[3:] not in dump and NID[6:14] not in dump, table

@@ -145,4 +145,4 @@ def test_private_signing_keys_are_encrypted_at_rest(identity):
 
     with identity.db.engine.connect() as conn:
         sealed = conn.execute(text("SELECT private_sealed FROM signing_keys")).scalar_one()
-    assert sealed.startswith("v1:") and "PRIVATE KEY" not in sealed
+    assert sealed.startswith("v2:") and "PRIVATE KEY" not in sealed
