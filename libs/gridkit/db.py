@@ -368,15 +368,17 @@ def delete_in_chunks(db: Database, statement: Executable, chunk: int) -> int:
             return deleted
 
 
-def keep_tidy(stop: threading.Event, every: float, tidy: Callable[[], int], what: str) -> None:
-    """A worker's housekeeping loop: ``tidy()`` (deletes old rows, returns how many) at
-    start and then every ``every`` seconds until ``stop``. A failure is logged and tried
-    again next time: the worker's real work goes on."""
+def keep_tidy(stop: threading.Event, every: float, tidy: Callable[[], int], what: str, *,
+              done: str = "deleted") -> None:
+    """A worker's periodic loop: ``tidy()`` (deletes old rows, voids holds that timed out…,
+    returns how many) at start and then every ``every`` seconds until ``stop``, logging
+    "<what> <done>" when it did something. A failure is logged and tried again next
+    time: the worker's real work goes on."""
     while True:
         try:
             if n := tidy():
-                log.info("%s deleted", what, extra={"rows": n})
+                log.info("%s %s", what, done, extra={"rows": n})
         except Exception:  # noqa: BLE001 - housekeeping
-            log.exception("deleting %s failed; trying again in %ss", what, every)
+            log.exception("%s: failed; trying again in %ss", what, every)
         if stop.wait(every):
             return

@@ -44,9 +44,13 @@ def run_env(metadata: MetaData) -> None:
     engine.dispose()
 
 
-def autogenerate(migrations_dir: Path, message: str) -> None:
-    """Write a new revision from the models' changes (diffed against a scratch SQLite)."""
+def autogenerate(migrations_dir: Path, message: str, package: str | None = None) -> None:
+    """Write a new revision from the models' changes (diffed against a scratch SQLite).
+    A new service's first revision creates its ``migrations/`` folder (:func:`scaffold`)."""
     import tempfile
+
+    if not (migrations_dir / "env.py").exists():
+        scaffold(migrations_dir, package or migrations_dir.parent.name)
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/scratch.db"
