@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy import event
+
 from gridkit.service import Runtime, ServiceSpec
 
 from . import api, ledger
@@ -14,6 +16,8 @@ from .tables import Base, inbox, outbox
 
 
 def setup(runtime: Runtime) -> None:
+    event.listen(runtime.db.sessions, "after_commit", ledger.count_committed)
+    event.listen(runtime.db.sessions, "after_soft_rollback", ledger.forget_uncommitted)
     runtime.extras.setdefault("sweep_seconds", float(
         runtime.settings.extra.get("GRIDGOV_POINTS_SWEEP_SECONDS")
         or os.environ.get("GRIDGOV_POINTS_SWEEP_SECONDS") or 5.0))
