@@ -95,6 +95,8 @@ class Database:
         event.listen(self.sessions, "after_soft_rollback", self._after_rollback)
 
     def _before_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released (SQLAlchemy calls it a commit): the transaction goes on
         # Runs before the unit of work's last flush: rows written here may be referred to
         # by the session's pending changes (a photo attached to the new petition).
         batches = session.info.pop(COMMIT_ROWS, None) or {}
@@ -171,6 +173,8 @@ class Database:
         session.info[CONNECTED] = True  # the session's transaction holds a connection
 
     def _after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released: its connection and rows are the transaction's still
         session.info.pop(CONNECTED, None)
         if session.info.pop("outbox_dirty", False):
             self.outbox_committed.set()
