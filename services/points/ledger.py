@@ -192,6 +192,8 @@ COUNT = "points.counted"
 
 def count_committed(session: Session) -> None:
     """``after_commit``: count the transfers the transaction made or replayed."""
+    if session.in_nested_transaction():
+        return  # a savepoint released, not the transaction
     for counter in session.info.pop(COUNT, ()):
         counter.inc()
 
