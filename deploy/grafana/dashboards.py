@@ -6,7 +6,7 @@ the JSON by hand, a test regenerates it and compares).
   ``gridkit.registry.SERVICES`` (a new service gets its row by being registered),
   with its web and worker processes: up, requests, errors, latency, outbox backlog
   and age, events consumed by outcome, queue depth, dead letters; and what only that
-  service counts (dispatch's claims and deadlines, notify's deliveries).
+  service counts (dispatch's claims and deadlines, notify's deliveries, points' transfers).
 * ``gridgov-community.json`` — 一屏知社区, one screen to know the community: petitions
   by status and category, claim time, overdue and unattended cases, the three rates
   (三率), for one community or all of them (the ``community`` variable).
@@ -159,8 +159,19 @@ def notify_panels(s: str) -> list:
     ]
 
 
+def points_panels(s: str) -> list:
+    return [
+        series("Transfers by phase and outcome",
+               (f"sum by (phase, outcome) (rate(gridgov_points_transfers_total{{{s}}}[$__rate_interval]))",
+                "{{phase}} {{outcome}}"), unit="ops",
+               description="created, replayed (the same id again: nothing moved) or refused (no points, "
+                           "different fields, a hold already resolved)"),
+    ]
+
+
 # What only some services count, shown in their rows.
-SERVICE_PANELS: dict[str, Callable[[str], list]] = {"dispatch": dispatch_panels, "notify": notify_panels}
+SERVICE_PANELS: dict[str, Callable[[str], list]] = {"dispatch": dispatch_panels, "notify": notify_panels,
+                                                    "points": points_panels}
 
 
 def platform_health(services: list[str] | None = None) -> GrafanaDashboard:

@@ -1,0 +1,75 @@
+"""Events points publishes: what happened to points in the ledger.
+
+A transfer moves points from one account to another. Each event names both
+accounts with their kind, community and holder (a user id for a person's
+account, a household or supermarket id), so notify can tell the people
+concerned without a ledger of its own. No personal data beyond ids.
+
+* ``points.transfer.posted``: points moved for good — a single-phase transfer
+  (an award, a correction) or the posting of a hold (a redemption handed over).
+* ``points.transfer.pending``: points are held (a redemption waiting for its
+  hand-over): they stay in the debit account but cannot be spent.
+* ``points.transfer.voided``: a hold was released: called off, or timed out
+  (``reason: expired``).
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from gridkit.events import Catalogue
+
+catalogue = Catalogue("points")
+
+ACCOUNT_KINDS = ("person", "household", "issuing", "supermarket", "expiry")
+VOID_REASONS = ("voided", "expired")
+
+
+class Account(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(ACCOUNT_KINDS))
+    community = fields.String(required=True, metadata={"description": "Division code of the community"})
+    holder = fields.String(allow_none=True, metadata={
+        "description": "Whose it is: a user id (person), household id, supermarket id; null for a "
+                       "community's issuing pool or expiry sink"})
+    balance = fields.Integer(required=True, metadata={"description": "Posted balance after the transfer"})
+    available = fields.Integer(required=True, metadata={
+        "description": "What may still be spent after the transfer: the balance less what is held"})
+
+
+class TransferEvent(Schema):
+    transfer_id = fields.String(required=True, metadata={"description": "The client-chosen id (UUID)"})
+    code = fields.String(required=True, metadata={"description": "What for: award, redemption, adjustment, …"})
+    amount = fields.Integer(required=True, validate=validate.Range(min=1))
+    debit = fields.Nested(Account, required=True, metadata={"description": "The account points leave"})
+    credit = fields.Nested(Account, required=True, metadata={"description": "The account points reach"})
+    source = fields.String(allow_none=True, metadata={
+        "description": "What caused it (a source event's id): each source moves points at most once"})
+    at = fields.DateTime(required=True)
+
+
+class TransferPosted(TransferEvent):
+    pending_id = fields.String(allow_none=True, metadata={
+        "description": "The hold this posts (null: a single-phase transfer)"})
+
+
+class TransferPending(TransferEvent):
+    expires_at = fields.DateTime(allow_none=True, metadata={
+        "description": "When the hold is released by itself unless posted (null: never)"})
+
+
+class TransferVoided(TransferEvent):
+    pending_id = fields.String(required=True, metadata={"description": "The hold released"})
+    reason = fields.String(required=True, validate=validate.OneOf(VOID_REASONS))
+
+
+TRANSFER_POSTED = catalogue.declare(
+    "points.transfer.posted", version=1, schema=TransferPosted,
+    description="Points moved for good: an award, a correction, or a hold posted (a redemption handed over).")
+TRANSFER_PENDING = catalogue.declare(
+    "points.transfer.pending", version=1, schema=TransferPending,
+    description="Points are held in the debit account until the hold is posted or voided (a redemption "
+    "waiting for its hand-over).")
+TRANSFER_VOIDED = catalogue.declare(
+    "points.transfer.voided", version=1, schema=TransferVoided,
+    description="A hold was released: called off (voided) or past its timeout (expired).")

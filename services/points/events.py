@@ -1,0 +1,13 @@
+"""Events points publishes: declared in the shared contracts (``contracts.points``), which
+other services (notify) read instead of importing points."""
+
+from contracts.points import (  # noqa: F401 - points' catalogue, re-exported
+    ACCOUNT_KINDS,
+    TRANSFER_PENDING,
+    TRANSFER_POSTED,
+    TRANSFER_VOIDED,
+    TransferPending,
+    TransferPosted,
+    TransferVoided,
+    catalogue,
+)

@@ -1,0 +1,33 @@
+"""What points holds about a person (PIPL): her accounts (by her user id), their
+balances and every line of their statements.
+
+Erasure keeps all of it: a ledger's entries are facts other accounts' balances rest
+on (the community's issuing pool, a supermarket), and they hold no identifier but the
+user id, which identity's erasure leaves pointing at nobody — as dispatch keeps a
+case's facts. The ledger keeps no name, phone or free text written by her.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gridkit.privacy import PersonalData
+
+from . import domain, ledger
+from .tables import Account, Entry
+
+
+class Accounts(PersonalData):
+    def export(self, runtime, session, user_id: str) -> dict:
+        accounts = session.scalars(select(Account).where(Account.kind == domain.PERSON, Account.holder == user_id)
+                                   .order_by(Account.id)).all()
+        out = []
+        for account in accounts:
+            lines = session.scalars(select(Entry).where(Entry.account_id == account.id).order_by(Entry.id)).all()
+            out.append(ledger.account_view(account) | {"statement": [
+                {"transfer_id": e.transfer_id, "at": e.at, "phase": e.phase, "code": e.code, "side": e.side,
+                 "amount": e.amount, "balance": e.balance, "held": e.debits_pending} for e in lines]})
+        return {"accounts": out}
+
+    def erase(self, runtime, session, user_id, at) -> None:
+        return None  # the ledger's facts stay under her user id (see above)

@@ -1,0 +1,41 @@
+"""points: composition root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import event
+
+from gridkit.service import Runtime, ServiceSpec
+
+from . import api, ledger
+from .events import catalogue
+from .personal_data import Accounts
+from .tables import Base, inbox, outbox
+
+
+def setup(runtime: Runtime) -> None:
+    event.listen(runtime.db.sessions, "after_commit", ledger.count_committed)
+    event.listen(runtime.db.sessions, "after_soft_rollback", ledger.forget_uncommitted)
+    runtime.extras.setdefault("sweep_seconds", float(
+        runtime.settings.extra.get("GRIDGOV_POINTS_SWEEP_SECONDS")
+        or os.environ.get("GRIDGOV_POINTS_SWEEP_SECONDS") or 5.0))
+
+
+spec = ServiceSpec(
+    name="points",
+    description="Civility points (文明积分): a double-entry ledger of accounts (people, households, a "
+    "community's issuing pool, supermarkets, the expiry sink) and immutable transfers with client-chosen "
+    "ids, holds that are posted or voided (or time out), no overdraft, statements with running balances.",
+    base=Base,
+    catalogue=catalogue,
+    blueprints=lambda: [api.blp],
+    migrations=Path(__file__).parent / "migrations",
+    port=8005,
+    outbox=outbox,
+    inbox=inbox,
+    setup=setup,
+    background=[ledger.expire_holds],
+    personal_data=Accounts(),
+)

@@ -1,0 +1,137 @@
+"""The ledger's tables: accounts with their running totals, immutable transfers, one
+entry per account a transfer touches (the statement line, with the balance it left),
+and the holds still open.
+
+The database keeps the rules too, so that no code path can break them: totals are
+never negative, an account that forbids it never has more debits than credits
+(CHECK constraints), a transfer's amount is positive, and a hold is resolved at most
+once (a unique ``pending_id``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+
+from gridkit.db import declarative_base
+from gridkit.outbox import ID, Inbox, Outbox
+
+Base = declarative_base()
+outbox = Outbox(Base.metadata)
+inbox = Inbox(Base.metadata)
+
+When = DateTime(timezone=True)
+Points = BigInteger()
+TransferId = String(36)  # a UUID in its canonical text form, chosen by the client
+UserId = String(64)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Account(Base):
+    """Whose points, with the totals every transfer moves (TigerBeetle's four): the posted
+    balance is ``credits_posted - debits_posted``; held points are ``debits_pending``."""
+
+    __tablename__ = "accounts"
+    id = Column(ID, primary_key=True, autoincrement=True)
+    kind = Column(String(16), nullable=False)
+    community = Column(String(64), nullable=False)
+    # A user id (person), household id, supermarket id; "" for a community's pools.
+    holder = Column(String(64), nullable=False, default="")
+    # The household a person's points count towards (a household's total).
+    household = Column(String(64))
+    debits_must_not_exceed_credits = Column(Boolean, nullable=False)
+    credits_must_not_exceed_debits = Column(Boolean, nullable=False)
+    debits_pending = Column(Points, nullable=False, default=0)
+    debits_posted = Column(Points, nullable=False, default=0)
+    credits_pending = Column(Points, nullable=False, default=0)
+    credits_posted = Column(Points, nullable=False, default=0)
+    opened_at = Column(When, nullable=False)
+    opened_by = Column(UserId)
+    __table_args__ = (
+        UniqueConstraint("community", "kind", "holder", name="uq_accounts_community_kind_holder"),
+        Index("ix_accounts_household", "community", "household"),
+        Index("ix_accounts_holder", "holder"),
+        CheckConstraint("debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 "
+                        "AND credits_posted >= 0", name="totals_not_negative"),
+        CheckConstraint("NOT debits_must_not_exceed_credits OR debits_pending + debits_posted <= credits_posted",
+                        name="debits_within_credits"),
+        CheckConstraint("NOT credits_must_not_exceed_debits OR credits_pending + credits_posted <= debits_posted",
+                        name="credits_within_debits"),
+    )
+
+
+class Transfer(Base):
+    """Immutable. ``phase``: ``single`` (posted at once), ``pending`` (a hold), ``post`` or
+    ``void`` (the one resolution of the hold ``pending_id``)."""
+
+    __tablename__ = "transfers"
+    id = Column(TransferId, primary_key=True)
+    phase = Column(String(8), nullable=False)
+    debit_account_id = Column(ID, ForeignKey("accounts.id"), nullable=False)
+    credit_account_id = Column(ID, ForeignKey("accounts.id"), nullable=False)
+    amount = Column(Points, nullable=False)
+    code = Column(String(32), nullable=False)
+    source = Column(String(200), unique=True)  # each source (event) moves points at most once
+    memo = Column(String(200))
+    pending_id = Column(TransferId, ForeignKey("transfers.id"), unique=True)  # at most one resolution
+    timeout_seconds = Column(Integer)  # a hold's, as the client asked
+    expires_at = Column(When)  # a hold's: at + timeout
+    reason = Column(String(8))  # a void's: voided (asked) or expired (the sweep)
+    at = Column(When, nullable=False)
+    by = Column(UserId)  # who asked (null: the ledger itself, e.g. a hold that expired)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
+        CheckConstraint("(phase IN ('post', 'void')) = (pending_id IS NOT NULL)", name="resolves_a_hold"),
+    )
+
+
+class Entry(Base):
+    """A statement line: what one transfer did to one account, and the totals it left
+    (written while the account's row was locked, so they are the running balance)."""
+
+    __tablename__ = "entries"
+    id = Column(ID, primary_key=True, autoincrement=True)
+    account_id = Column(ID, ForeignKey("accounts.id"), nullable=False)
+    transfer_id = Column(TransferId, ForeignKey("transfers.id"), nullable=False)
+    side = Column(String(6), nullable=False)  # debit | credit
+    phase = Column(String(8), nullable=False)
+    code = Column(String(32), nullable=False)
+    counterparty_id = Column(ID, nullable=False)
+    amount = Column(Points, nullable=False)  # the transfer's amount (as posted, for a post)
+    at = Column(When, nullable=False)
+    balance = Column(Points, nullable=False)  # credits_posted - debits_posted, after
+    debits_pending = Column(Points, nullable=False)  # after
+    credits_pending = Column(Points, nullable=False)  # after
+    __table_args__ = (Index("ix_entries_account", "account_id", "id"),)
+
+
+class OpenHold(Base):
+    """A pending transfer not yet posted or voided. Resolving it deletes the row first,
+    so two resolutions (a post racing a void, two sweeps) cannot both go ahead; the
+    sweep reads the expired ones here, never the whole history of transfers."""
+
+    __tablename__ = "open_holds"
+    pending_id = Column(TransferId, ForeignKey("transfers.id"), primary_key=True)
+    expires_at = Column(When)
+    __table_args__ = (Index("ix_open_holds_expires_at", "expires_at"),)
