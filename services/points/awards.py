@@ -521,7 +521,7 @@ def expire_account(session: Session, community: str, account_id: int, before: da
         Entry.account_id == account_id, Entry.side == "credit", Entry.phase.in_((domain.SINGLE, domain.POST)),
         Entry.at < before)).scalar_one()
     totals = ledger.totals_of(row)
-    amount = min(earned - totals.debits_posted - totals.debits_pending, totals.available)
+    amount = min(int(earned) - totals.debits_posted - totals.debits_pending, totals.available)
     if amount <= 0:
         return False
     sink, _ = ledger.open_account(session, kind=domain.EXPIRY, community=community)
