@@ -115,7 +115,7 @@ class PointsNotice(Schema):
 class AwardGranted(PointsNotice):
     transfer_id = fields.String(required=True)
     reason = fields.String(required=True, metadata={
-        "description": "What earned it: petition, activity, hygiene, service_order, manual, …"})
+        "description": "What earned it: petition, activity, hygiene, adjustment (an admin's award), service_order, …"})
     rule_id = fields.String(allow_none=True, metadata={"description": "The award rule (null: a manual award)"})
 
 

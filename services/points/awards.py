@@ -461,7 +461,7 @@ def carry_out(session: Session, row: Adjustment, account: Account, principal: Pr
         row.decided_by, row.decided_at = principal.subject, utcnow()
     if row.direction == AWARD:
         announce(session, row.community, account.id, Earner(account.kind, account.holder), row.amount,
-                 outcome.transfer["id"], reason="manual", rule_id=None)
+                 outcome.transfer["id"], reason="adjustment", rule_id=None)
 
 
 def holder_person(account: Account) -> str | None:
