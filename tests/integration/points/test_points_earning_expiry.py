@@ -5,7 +5,6 @@ however often the sweep runs."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from points import awards
 from points.events import ACCOUNT_EXPIRED
@@ -51,8 +50,3 @@ def test_unspent_points_past_the_months_move_to_the_expiry_account_once(points, 
     assert awards.expire(points.db, now + LATER + timedelta(days=2)) == 1
     assert balances(points, saver) == [0] and balance(points, "expiry", "") == 75
 
-
-def test_the_cutoff_is_local_midnight_n_months_back():
-    tz = ZoneInfo("Asia/Shanghai")
-    assert awards.cutoff(datetime(2027, 3, 31, 4, tzinfo=UTC), 1, tz) == datetime(2027, 2, 27, 16, tzinfo=UTC)
-    assert awards.cutoff(datetime(2027, 1, 15, 4, tzinfo=UTC), 2, tz) == datetime(2026, 11, 14, 16, tzinfo=UTC)
