@@ -12,7 +12,7 @@ from gridkit.service import Runtime, ServiceSpec
 from . import api, awards, earning_api, ledger
 from .events import catalogue
 from .handlers import subscriptions
-from .personal_data import Accounts
+from .personal_data import AccountsAndEarning
 from .tables import Base, inbox, outbox
 
 
@@ -43,5 +43,5 @@ spec = ServiceSpec(
     setup=setup,
     background=[ledger.expire_holds, awards.expire_points],
     subscriptions=subscriptions,
-    personal_data=Accounts(),
+    personal_data=AccountsAndEarning(),
 )

@@ -127,3 +127,18 @@ def test_bad_activities_are_refused(points, client, tokens):
     assert client.post("/activities/not-an-id/signups", headers=person(tokens, "x")).status_code == 404
     assert client.post("/activities/00000000-0000-0000-0000-000000000000/signups",
                        headers=person(tokens, "x")).status_code == 404
+
+
+def test_her_household_and_activities_are_in_her_download_and_erasure_drops_the_household(points, client, tokens):
+    from .earning import GRID, bind, grid
+
+    grid(points, GRID, COMMUNITY)
+    bind(points, "dora", 61)
+    made = publish(client, tokens.header(ADMIN)).get_json()
+    client.post(f"/activities/{made['id']}/signups", headers=person(tokens, "dora"))
+    mine = client.get("/me/personal-data", headers=person(tokens, "dora")).get_json()["data"]
+    assert [h["household"] for h in mine["households"]] == ["61"]
+    assert [(a["activity_id"], a["attended_at"]) for a in mine["activities"]] == [(made["id"], None)]
+    with points.db.transaction() as session:
+        points.spec.personal_data.erase(points, session, "dora", datetime.now(UTC))
+    assert client.get("/me/personal-data", headers=person(tokens, "dora")).get_json()["data"]["households"] == []
