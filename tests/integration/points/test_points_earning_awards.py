@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -160,3 +160,31 @@ def test_a_rule_switched_off_awards_nothing(points, client, tokens):
     feed(points, CASE_CLOSED, closed("nobody"))
     assert transfers(points) == []
 
+
+
+def test_earning_works_the_same_on_sqlite(points_sqlite, tokens):
+    from points.events import ACTIVITY_ATTENDED
+
+    from .earning import loop_back
+
+    client = points_sqlite.app(testing=True).test_client()
+    admin = tokens.header(ADMIN)
+    rule(client, admin, CLOSED, 30, cap=40, period="month")
+    rule(client, admin, "points.activity.attended", 5)
+    case = closed("sqlite-1")
+    for data in (case, case, closed("sqlite-1")):
+        feed(points_sqlite, CASE_CLOSED, data)
+    assert balance(points_sqlite, "person", "sqlite-1") == 40
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    made = client.post(f"/communities/{COMMUNITY}/activities", headers=admin, json={
+        "title": "读书会", "places": 1, "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=1)).isoformat()}).get_json()
+    assert client.post(f"/activities/{made['id']}/signups", headers=tokens.header(sub="sqlite-1")).status_code == 201
+    assert client.post(f"/activities/{made['id']}/signups", headers=tokens.header(sub="x")).status_code == 409
+    assert client.post(f"/activities/{made['id']}/attendance", json={"code": made["attendance_code"]},
+                       headers=tokens.header(sub="sqlite-1")).status_code == 201
+    loop_back(points_sqlite, ACTIVITY_ATTENDED)
+    assert balance(points_sqlite, "person", "sqlite-1") == 45
+    client.put(f"/communities/{COMMUNITY}/earning-settings", json={"expiry_months": 1}, headers=admin)
+    assert awards.expire(points_sqlite.db, datetime.now(UTC) + timedelta(days=70)) == 1
+    assert balance(points_sqlite, "person", "sqlite-1") == 0
