@@ -498,7 +498,10 @@ def expire_community(db: Database, community: str, months: int, now: datetime, t
     with db.transaction() as session:
         candidates = session.execute(
             select(Entry.account_id).join(Account, Account.id == Entry.account_id)
-            .where(Account.community == community, Account.kind.in_(EXPIRING), Entry.side == "credit",
+            .where(Account.community == community, Account.kind.in_(EXPIRING),
+                   # only accounts with something left to expire: most of a community's history is spent
+                   Account.credits_posted - Account.debits_posted - Account.debits_pending > 0,
+                   Entry.side == "credit",
                    Entry.phase.in_((domain.SINGLE, domain.POST)), Entry.at < before)
             .group_by(Entry.account_id)).scalars().all()
     expired = 0
