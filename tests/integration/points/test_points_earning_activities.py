@@ -13,7 +13,7 @@ from points.events import ACTIVITY_ATTENDED
 from points.tables import Activity
 from points.testing import ADMIN, COMMUNITY, OTHER_ADMIN
 
-from .earning import balance, loop_back, rule, transfers
+from .earning import balance, data_of, feed, loop_back, rule, transfers
 
 
 def publish(client, headers, *, places: int = 2, starts_in: timedelta = timedelta(minutes=-10),
@@ -54,6 +54,8 @@ def test_signing_up_stops_at_the_places_and_attendance_awards_once(points, clien
     assert used.status_code == 409 and used.get_json()["type"].endswith("attended-already")
 
     assert loop_back(points, ACTIVITY_ATTENDED) == ["processed", "duplicate"]
+    [attended] = data_of(points, ACTIVITY_ATTENDED)
+    feed(points, ACTIVITY_ATTENDED, ACTIVITY_ATTENDED.load(attended))  # published again under a new event id
     assert [balance(points, "person", p) for p in ("ann", "bob", "cat")] == [15, None, None]
     assert len(transfers(points, "award")) == 1
     signups = client.get(f"/activities/{activity}/signups", headers=tokens.header(ADMIN)).get_json()["items"]

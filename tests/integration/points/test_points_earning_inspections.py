@@ -12,7 +12,18 @@ from points.events import AWARD_GRANTED, HOUSEHOLD_INSPECTED
 from points.tables import Inspection
 from points.testing import ADMIN, COMMUNITY, OTHER_COMMUNITY
 
-from .earning import GRID, OTHER_GRID, balance, bind, data_of, grid, loop_back, rule, transfers
+from .earning import (
+    GRID,
+    OTHER_GRID,
+    balance,
+    bind,
+    data_of,
+    feed,
+    grid,
+    loop_back,
+    rule,
+    transfers,
+)
 
 INSPECTED = "points.household.inspected"
 MONTH = datetime.now(UTC).strftime("%Y-%m")
@@ -51,6 +62,8 @@ def test_a_clean_household_is_inspected_once_a_month_and_earns_once(points, clie
     assert put(client, inspector(tokens), "h-2", CLEAN | {"personal": 79}).get_json()["passed"] is False
 
     assert loop_back(points, HOUSEHOLD_INSPECTED) == ["processed", "duplicate"] * 2  # each delivered twice
+    for data in data_of(points, HOUSEHOLD_INSPECTED):  # and published again under new event ids
+        feed(points, HOUSEHOLD_INSPECTED, HOUSEHOLD_INSPECTED.load(data))
     assert balance(points, "household", "h-1") == 10
     assert balance(points, "household", "h-2") is None
     assert len(transfers(points, "award")) == 1
