@@ -15,14 +15,17 @@ Who may do what:
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
 
 from gridkit.auth import authenticated, current_principal, require_roles
+from gridkit.pagination import Cursor, Text, paginate
 from gridkit.problems import Forbidden, Invalid, NotFound
 from gridkit.schemas import Id, Schema
 from gridkit.service import runtime
-from gridkit.web import Blueprint
+from gridkit.web import Blueprint, Page
 
 from . import activities, awards, inspections
 from .api import (
@@ -38,12 +41,13 @@ from .api import (
     problems,
 )
 from .domain import MAX_AMOUNT
-from .tables import Activity, Adjustment
+from .tables import Activity, Adjustment, AwardRule
 
 blp = Blueprint("earning", __name__, description="Earning points: award rules, hygiene inspections (清洁户), "
                 "activities with sign-up and attendance, manual awards and deductions.")
 
 MONTH = validate.Regexp(inspections.MONTH, error="YYYY-MM")
+ADJUSTMENTS = Cursor(datetime, Text(36))  # newest first: (requested_at, id)
 
 
 # --------------------------------------------------------------------------
@@ -202,6 +206,16 @@ class AdjustmentOut(Schema):
     transfer_id = fields.String(allow_none=True)
 
 
+class AdjustmentPage(Schema):
+    items = fields.List(fields.Nested(AdjustmentOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AdjustmentQuery(Page):
+    cursor = ADJUSTMENTS.field()
+    state = fields.String(validate=validate.OneOf((awards.AWAITING, awards.DONE, awards.REJECTED)))
+
+
 # --------------------------------------------------------------------------
 # scope
 # --------------------------------------------------------------------------
@@ -283,7 +297,7 @@ def change_rule(body, rule_id):
     """Switch a rule off (or on again): rules are kept, as the awards they made name them."""
     rule_id = a_uuid("award rule", rule_id)
     with runtime().db.transaction() as session:
-        rule = session.get(awards.AwardRule, rule_id)
+        rule = session.get(AwardRule, rule_id)
         if rule is None:
             raise NotFound("award rule", rule_id)
         admin_of(rule.community)
@@ -429,6 +443,23 @@ def adjust(body, community):
     with problems(), runtime().db.transaction() as session:
         view, created = awards.adjust(session, current_principal(), community=community, **body)
     return view if created else (view, 200)
+
+
+@blp.get("/communities/<string:community>/adjustments")
+@require_roles(*READERS)
+@blp.arguments(AdjustmentQuery, location="query", unknown=RAISE)
+@blp.response(200, AdjustmentPage)
+def list_adjustments(query, community):
+    """The community's adjustments, newest first; ``state=awaiting``: those a second admin
+    must decide."""
+    admin_of(community, READERS)
+    stmt = select(Adjustment).where(Adjustment.community == community)
+    if "state" in query:
+        stmt = stmt.where(Adjustment.state == query["state"])
+    with runtime().db.transaction() as session:
+        rows, cursor = paginate(session, stmt, [Adjustment.requested_at, Adjustment.id], query.get("cursor"),
+                                query["limit"], ADJUSTMENTS, descending=True)
+        return {"items": [awards.adjustment_view(r) for r in rows], "next_cursor": cursor}
 
 
 @blp.get("/adjustments/<string:adjustment_id>")

@@ -45,6 +45,14 @@ def test_a_small_award_moves_at_once_and_a_large_one_waits_for_a_second_admin(po
     assert adjust(client, alice, person, 102, adjustment_id=big_id).status_code == 409
     assert balances(points, person) == [100]
 
+    waiting = client.get(f"/communities/{COMMUNITY}/adjustments?state=awaiting", headers=bob).get_json()
+    assert [a["id"] for a in waiting["items"]] == [big_id] and waiting["next_cursor"] is None
+    newest = client.get(f"/communities/{COMMUNITY}/adjustments?limit=1", headers=bob).get_json()
+    older = client.get(f"/communities/{COMMUNITY}/adjustments?limit=1&cursor={newest['next_cursor']}",
+                       headers=bob).get_json()
+    assert [a["id"] for a in newest["items"] + older["items"]] == [big_id, small.get_json()["id"]]
+    assert client.get(f"/communities/{COMMUNITY}/adjustments", headers=tokens.header(OTHER_ADMIN)).status_code == 403
+
     same = client.post(f"/adjustments/{big_id}/approval", headers=alice)
     assert same.status_code == 409 and same.get_json()["type"].endswith("second-admin-required")
     assert client.post(f"/adjustments/{big_id}/approval", headers=tokens.header(OTHER_ADMIN)).status_code == 403
