@@ -146,7 +146,10 @@ def check_condition(event: str, condition: dict) -> None:
 
 
 def holds(condition: dict, data: dict) -> bool:
-    return all(OPS[op](data.get(name), value) for name, test in condition.items() for op, value in test.items())
+    try:
+        return all(OPS[op](data.get(name), value) for name, test in condition.items() for op, value in test.items())
+    except TypeError:  # a number compared with a text or a moment: the condition does not hold
+        return False
 
 
 def period_of(period: str, at: datetime, tz: ZoneInfo) -> str:

@@ -24,6 +24,7 @@ def test_every_test_of_a_condition_must_hold():
     assert awards.holds({"passed": {"eq": True}}, {"passed": True})
     assert not awards.holds({"passed": {"eq": True}}, {"passed": False})
     assert awards.holds({"outcome": {"ne": "merged"}}, {"outcome": "rated"})
+    assert not awards.holds({"outcome": {"gt": 3}}, {"outcome": "rated"})  # never a TypeError in a consumer
 
 
 @pytest.mark.parametrize(("event", "condition", "field"), [
