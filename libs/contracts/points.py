@@ -73,3 +73,68 @@ TRANSFER_PENDING = catalogue.declare(
 TRANSFER_VOIDED = catalogue.declare(
     "points.transfer.voided", version=1, schema=TransferVoided,
     description="A hold was released: called off (voided) or past its timeout (expired).")
+
+
+# --------------------------------------------------------------------------
+# Earning: the facts that award points, and the notices for the people who earn
+# --------------------------------------------------------------------------
+
+
+class HouseholdInspected(Schema):
+    inspection_id = fields.String(required=True)
+    community = fields.String(required=True)
+    household_id = fields.String(required=True)
+    month = fields.String(required=True, metadata={"description": "YYYY-MM, local time"})
+    personal = fields.Integer(required=True, metadata={"description": "Personal hygiene, 0-100"})
+    household = fields.Integer(required=True, metadata={"description": "Household hygiene, 0-100"})
+    public = fields.Integer(required=True, metadata={"description": "Public hygiene, 0-100"})
+    passed = fields.Boolean(required=True, metadata={"description": "A clean household (清洁户) this month"})
+    inspector = fields.String(required=True)
+    at = fields.DateTime(required=True)
+
+
+class ActivityAttended(Schema):
+    activity_id = fields.String(required=True)
+    community = fields.String(required=True)
+    user_id = fields.String(required=True)
+    at = fields.DateTime(required=True)
+
+
+class PointsNotice(Schema):
+    community = fields.String(required=True)
+    account_id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("person", "household")))
+    holder = fields.String(required=True, metadata={"description": "A user id or household id"})
+    amount = fields.Integer(required=True, validate=validate.Range(min=1))
+    balance = fields.Integer(required=True, metadata={"description": "The account's balance after it"})
+    notify = fields.List(fields.String(), required=True, metadata={
+        "description": "Whom to tell: the person, or the household's members points knows of"})
+    at = fields.DateTime(required=True)
+
+
+class AwardGranted(PointsNotice):
+    transfer_id = fields.String(required=True)
+    reason = fields.String(required=True, metadata={
+        "description": "What earned it: petition, activity, hygiene, adjustment (an admin's award), service_order, …"})
+    rule_id = fields.String(allow_none=True, metadata={"description": "The award rule (null: a manual award)"})
+
+
+class AccountExpired(PointsNotice):
+    transfer_id = fields.String(required=True)
+    earned_before = fields.DateTime(required=True, metadata={
+        "description": "Points earned before this moment and not spent are the ones that expired"})
+
+
+HOUSEHOLD_INSPECTED = catalogue.declare(
+    "points.household.inspected", version=1, schema=HouseholdInspected,
+    description="An inspector recorded a household's monthly hygiene results (清洁户 when passed); "
+    "award rules on it give the points.")
+ACTIVITY_ATTENDED = catalogue.declare(
+    "points.activity.attended", version=1, schema=ActivityAttended,
+    description="A signed-up resident attended a community activity with the code shown at the door.")
+AWARD_GRANTED = catalogue.declare(
+    "points.award.granted", version=1, schema=AwardGranted,
+    description="Points were awarded to a person or a household (an award rule, or an admin's manual award).")
+ACCOUNT_EXPIRED = catalogue.declare(
+    "points.account.expired", version=1, schema=AccountExpired,
+    description="Points earned more than the community's N months ago and not spent moved to its expiry account.")

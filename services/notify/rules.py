@@ -29,6 +29,7 @@ from contracts.dispatch import (
     DEADLINE_MISSED,
 )
 from contracts.intake import PETITION_MERGED, PETITION_RATED
+from contracts.points import ACCOUNT_EXPIRED, AWARD_GRANTED
 from gridkit.events import EventType
 
 
@@ -128,6 +129,10 @@ RULES: tuple[Rule, ...] = (
     # the holder and supervisors named by dispatch, before and after a deadline
     Rule(DEADLINE_APPROACHING, "deadline_approaching", named_in_deadline),
     Rule(DEADLINE_MISSED, "deadline_missed", named_in_deadline, critical=True),
+    # residents when they earn points, and when unspent points expire (the person, or the
+    # household's members points names)
+    Rule(AWARD_GRANTED, "points_earned", named_to_notify),
+    Rule(ACCOUNT_EXPIRED, "points_expired", named_to_notify),
 )
 
 KINDS: tuple[str, ...] = tuple(rule.kind for rule in RULES)

@@ -2,7 +2,11 @@
 other services (notify) read instead of importing points."""
 
 from contracts.points import (  # noqa: F401 - points' catalogue, re-exported
+    ACCOUNT_EXPIRED,
     ACCOUNT_KINDS,
+    ACTIVITY_ATTENDED,
+    AWARD_GRANTED,
+    HOUSEHOLD_INSPECTED,
     TRANSFER_PENDING,
     TRANSFER_POSTED,
     TRANSFER_VOIDED,

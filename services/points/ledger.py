@@ -184,6 +184,12 @@ def or_household(household: str):
     return ((A.c.kind == domain.HOUSEHOLD) & (A.c.holder == household)) | (A.c.household == household)
 
 
+def count_towards(session: Session, account_id: int, household: str | None) -> None:
+    """A person's account counts towards ``household`` from now on: the resident was bound to
+    it (grids) after the account was opened, in a community that pools points by household."""
+    session.execute(update(A).where(A.c.id == account_id, A.c.kind == domain.PERSON).values(household=household))
+
+
 # --------------------------------------------------------------------------
 # transfers
 # --------------------------------------------------------------------------

@@ -31,3 +31,35 @@ class Accounts(PersonalData):
 
     def erase(self, runtime, session, user_id, at) -> None:
         return None  # the ledger's facts stay under her user id (see above)
+
+
+# --------------------------------------------------------------------------
+# Earning: her household binding, her sign-ups and attendances
+# --------------------------------------------------------------------------
+
+
+class AccountsAndEarning(Accounts):
+    """Her accounts (above), the household grids bound her to (as points keeps it), and the
+    activities she signed up for and attended. Erasure drops the household binding (an
+    identifier of where she lives); sign-ups stay under her user id, as the ledger's facts."""
+
+    def export(self, runtime, session, user_id: str) -> dict:
+        from .tables import Activity, Resident, Signup
+
+        households = session.execute(select(Resident.household, Resident.since).where(Resident.user_id == user_id)
+                                     .order_by(Resident.since)).all()
+        signups = session.execute(select(Activity.id, Activity.community, Activity.title, Signup.signed_up_at,
+                                         Signup.attended_at).join(Activity, Activity.id == Signup.activity_id)
+                                  .where(Signup.user_id == user_id).order_by(Signup.signed_up_at)).all()
+        return super().export(runtime, session, user_id) | {
+            "households": [{"household": h.household, "since": h.since} for h in households],
+            "activities": [{"activity_id": s.id, "community": s.community, "title": s.title,
+                            "signed_up_at": s.signed_up_at, "attended_at": s.attended_at} for s in signups]}
+
+    def erase(self, runtime, session, user_id, at) -> None:
+        from sqlalchemy import delete
+
+        from .tables import Resident
+
+        super().erase(runtime, session, user_id, at)
+        session.execute(delete(Resident).where(Resident.user_id == user_id))

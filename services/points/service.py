@@ -9,9 +9,10 @@ from sqlalchemy import event
 
 from gridkit.service import Runtime, ServiceSpec
 
-from . import api, ledger
+from . import api, awards, earning_api, ledger
 from .events import catalogue
-from .personal_data import Accounts
+from .handlers import subscriptions
+from .personal_data import AccountsAndEarning
 from .tables import Base, inbox, outbox
 
 
@@ -21,6 +22,10 @@ def setup(runtime: Runtime) -> None:
     runtime.extras.setdefault("sweep_seconds", float(
         runtime.settings.extra.get("GRIDGOV_POINTS_SWEEP_SECONDS")
         or os.environ.get("GRIDGOV_POINTS_SWEEP_SECONDS") or 5.0))
+    runtime.extras.setdefault("expiry_seconds", float(
+        runtime.settings.extra.get("GRIDGOV_POINTS_EXPIRY_SECONDS")
+        or os.environ.get("GRIDGOV_POINTS_EXPIRY_SECONDS") or 3600.0))
+    runtime.share_with_sessions(**{awards.TZ: runtime.settings.tz})
 
 
 spec = ServiceSpec(
@@ -30,12 +35,13 @@ spec = ServiceSpec(
     "ids, holds that are posted or voided (or time out), no overdraft, statements with running balances.",
     base=Base,
     catalogue=catalogue,
-    blueprints=lambda: [api.blp],
+    blueprints=lambda: [api.blp, earning_api.blp],
     migrations=Path(__file__).parent / "migrations",
     port=8005,
     outbox=outbox,
     inbox=inbox,
     setup=setup,
-    background=[ledger.expire_holds],
-    personal_data=Accounts(),
+    background=[ledger.expire_holds, awards.expire_points],
+    subscriptions=subscriptions,
+    personal_data=AccountsAndEarning(),
 )

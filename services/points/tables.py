@@ -135,3 +135,161 @@ class OpenHold(Base):
     pending_id = Column(TransferId, ForeignKey("transfers.id"), primary_key=True)
     expires_at = Column(When)
     __table_args__ = (Index("ix_open_holds_expires_at", "expires_at"),)
+
+
+# --------------------------------------------------------------------------
+# Earning: community settings, award rules and their caps, what points knows of grids and
+# residents, hygiene inspections, activities, manual awards and deductions
+# --------------------------------------------------------------------------
+
+HOUSEHOLD_OR_MEMBERS = ("household", "members")
+
+
+class EarningSettings(Base):
+    """A community's choices; a community without a row has the defaults."""
+
+    __tablename__ = "earning_settings"
+    community = Column(String(64), primary_key=True)
+    # A person's account counts towards the household they are bound to (a household's total).
+    pool_by_household = Column(Boolean, nullable=False, default=False)
+    # A clean household's points go to the household's account, or to each member's.
+    hygiene_to = Column(String(9), nullable=False, default="household")
+    hygiene_pass_mark = Column(Integer, nullable=False, default=80)  # each of the three, out of 100
+    # A manual award or deduction above this many points waits for a second admin.
+    approval_threshold = Column(Points, nullable=False, default=100)
+    expiry_months = Column(Integer)  # null: points never expire
+    updated_at = Column(When)
+    updated_by = Column(UserId)
+    __table_args__ = (
+        CheckConstraint("hygiene_to IN ('household', 'members')", name="hygiene_to_known"),
+        CheckConstraint("expiry_months IS NULL OR expiry_months > 0", name="expiry_months_positive"),
+    )
+
+
+class AwardRule(Base):
+    """When an event of this type, in this community, meets the condition: this many points
+    to whom the event names, at most ``cap`` per person (or household) per ``period``."""
+
+    __tablename__ = "award_rules"
+    id = Column(String(36), primary_key=True)
+    community = Column(String(64), nullable=False)
+    event = Column(String(64), nullable=False)  # an event name without its version: dispatch.case.closed
+    condition = Column(String(2000), nullable=False)  # JSON: {field: {op: value}}, every one must hold
+    points = Column(Points, nullable=False)
+    cap = Column(Points)  # null: no cap
+    period = Column(String(5))  # day | week | month | year; with cap
+    active = Column(Boolean, nullable=False, default=True)
+    memo = Column(String(200))
+    created_at = Column(When, nullable=False)
+    created_by = Column(UserId)
+    __table_args__ = (
+        Index("ix_award_rules_community_event", "community", "event"),
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint("(cap IS NULL) = (period IS NULL) AND (cap IS NULL OR cap > 0)", name="cap_with_period"),
+    )
+
+
+class AwardTally(Base):
+    """Points a rule gave one beneficiary in one period: the cap's count, locked while an
+    award is weighed against it."""
+
+    __tablename__ = "award_tallies"
+    rule_id = Column(String(36), ForeignKey("award_rules.id"), primary_key=True)
+    beneficiary = Column(String(80), primary_key=True)  # person:<user id> | household:<id>
+    period = Column(String(10), primary_key=True)  # 2026-12, 2026-W49, 2026-12-07, 2026
+    points = Column(Points, nullable=False, default=0)
+
+
+class KnownGrid(Base):
+    """grids' grids, only for the community each is in (a resident's community)."""
+
+    __tablename__ = "known_grids"
+    id = Column(Integer, primary_key=True, autoincrement=False)
+    community = Column(String(64))  # the grid's division when it is a community
+    version = Column(Integer, nullable=False)
+
+
+class Resident(Base):
+    """A person bound to a household (grids' 人屋关联): whose points count towards it, and
+    who hears of its awards."""
+
+    __tablename__ = "residents"
+    user_id = Column(UserId, primary_key=True)
+    household = Column(String(64), primary_key=True)
+    grid_id = Column(Integer, nullable=False)
+    since = Column(When, nullable=False)
+    __table_args__ = (Index("ix_residents_household", "household"),)
+
+
+class Inspection(Base):
+    """A household's monthly hygiene results (清洁户 when passed): one per household and month."""
+
+    __tablename__ = "inspections"
+    id = Column(String(36), primary_key=True)
+    community = Column(String(64), nullable=False)
+    household = Column(String(64), nullable=False)
+    month = Column(String(7), nullable=False)  # YYYY-MM
+    personal = Column(Integer, nullable=False)
+    household_score = Column(Integer, nullable=False)
+    public = Column(Integer, nullable=False)
+    passed = Column(Boolean, nullable=False)
+    inspector = Column(UserId, nullable=False)
+    at = Column(When, nullable=False)
+    __table_args__ = (
+        UniqueConstraint("community", "household", "month", name="uq_inspections_household_month"),
+        Index("ix_inspections_month", "community", "month", "passed"),
+    )
+
+
+class Activity(Base):
+    """A community activity (clean-up, reading club…) with places to sign up for (接龙报名)."""
+
+    __tablename__ = "activities"
+    id = Column(String(36), primary_key=True)
+    community = Column(String(64), nullable=False)
+    title = Column(String(200), nullable=False)
+    places = Column(Integer, nullable=False)
+    taken = Column(Integer, nullable=False, default=0)
+    starts_at = Column(When, nullable=False)
+    ends_at = Column(When, nullable=False)
+    code = Column(String(8), nullable=False)  # shown at the door by the organiser
+    organiser = Column(UserId, nullable=False)
+    created_at = Column(When, nullable=False)
+    __table_args__ = (
+        Index("ix_activities_community", "community", "starts_at"),
+        CheckConstraint("taken >= 0 AND taken <= places", name="within_places"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+    )
+
+
+class Signup(Base):
+    __tablename__ = "signups"
+    activity_id = Column(String(36), ForeignKey("activities.id"), primary_key=True)
+    user_id = Column(UserId, primary_key=True)
+    signed_up_at = Column(When, nullable=False)
+    attended_at = Column(When)
+    wrong_codes = Column(Integer, nullable=False, default=0)
+
+
+class Adjustment(Base):
+    """A manual award or deduction by a community admin, with its reason; above the
+    community's threshold it waits for a second, different admin."""
+
+    __tablename__ = "adjustments"
+    id = Column(String(36), primary_key=True)  # chosen by the client: a retry is the same adjustment
+    community = Column(String(64), nullable=False)
+    account_id = Column(ID, ForeignKey("accounts.id"), nullable=False)
+    direction = Column(String(6), nullable=False)  # award | deduct
+    amount = Column(Points, nullable=False)
+    reason = Column(String(200), nullable=False)
+    state = Column(String(9), nullable=False)  # awaiting | done | rejected
+    requested_by = Column(UserId, nullable=False)
+    requested_at = Column(When, nullable=False)
+    decided_by = Column(UserId)
+    decided_at = Column(When)
+    transfer_id = Column(TransferId)
+    __table_args__ = (
+        Index("ix_adjustments_community", "community", "state"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("direction IN ('award', 'deduct')", name="direction_known"),
+    )

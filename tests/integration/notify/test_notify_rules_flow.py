@@ -173,7 +173,7 @@ def test_every_notice_about_a_case_names_it_the_same_way(notify_runtime):
                                            "reporter_id": case["reporter_id"], "by": supervisor, "at": soon(0)})
     notices = [n for person in (case["reporter_id"], worker, officer, supervisor)
                for n in notices_of(notify_runtime, person)]
-    assert {n.kind for n in notices} == set(KINDS)
+    assert {n.kind for n in notices} == {kind for kind in KINDS if not kind.startswith("points_")}
     ref = reference(case["case_id"])
     for notice in notices:
         assert notice.title.endswith(f" {ref}"), (notice.kind, notice.title)
@@ -236,3 +236,20 @@ def test_a_case_opened_claimed_and_reopened_in_one_batch_tells_its_handler(notif
     with notify_runtime.db.sessions() as session:
         [row] = session.scalars(select(CaseHandler).where(CaseHandler.case_id == case["case_id"])).all()
         assert (row.petition_id, row.handler_id) == (case["petition_id"], worker)
+
+
+def test_residents_hear_of_points_earned_and_expired_once_per_event(notify_runtime):
+    from contracts.points import ACCOUNT_EXPIRED, AWARD_GRANTED
+
+    mother, son = uid(), uid()
+    earned = {"community": "DL-01-01", "account_id": 4, "kind": "household", "holder": "31", "amount": 10,
+              "balance": 130, "notify": [mother, son], "at": soon(0), "transfer_id": uid(), "reason": "hygiene",
+              "rule_id": uid()}
+    envelope = feed(notify_runtime, AWARD_GRANTED, earned)
+    feed(notify_runtime, AWARD_GRANTED, earned, envelope=envelope)  # redelivered
+    feed(notify_runtime, ACCOUNT_EXPIRED, {"community": "DL-01-01", "account_id": 5, "kind": "person",
+                                           "holder": son, "amount": 20, "balance": 0, "notify": [son],
+                                           "at": soon(0), "transfer_id": uid(), "earned_before": soon(0)})
+    assert kinds(notify_runtime, mother) == ["points_earned"]
+    assert kinds(notify_runtime, son) == ["points_earned", "points_expired"]
+    assert notices_of(notify_runtime, mother)[0].body == "因评为清洁户获得 10 积分，账户余额 130 积分。"
