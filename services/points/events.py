@@ -3,6 +3,10 @@ other services (notify) read instead of importing points."""
 
 from contracts.points import (  # noqa: F401 - points' catalogue, re-exported
     ACCOUNT_KINDS,
+    REDEMPTION_CANCELLED,
+    REDEMPTION_EXPIRED,
+    REDEMPTION_HANDED_OVER,
+    REDEMPTION_HELD,
     TRANSFER_PENDING,
     TRANSFER_POSTED,
     TRANSFER_VOIDED,
