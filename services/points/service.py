@@ -9,7 +9,7 @@ from sqlalchemy import event
 
 from gridkit.service import Runtime, ServiceSpec
 
-from . import api, ledger
+from . import api, figures, households, ledger, shops_api
 from .events import catalogue
 from .personal_data import Accounts
 from .tables import Base, inbox, outbox
@@ -30,12 +30,14 @@ spec = ServiceSpec(
     "ids, holds that are posted or voided (or time out), no overdraft, statements with running balances.",
     base=Base,
     catalogue=catalogue,
-    blueprints=lambda: [api.blp],
+    blueprints=lambda: [api.blp, shops_api.blp],
     migrations=Path(__file__).parent / "migrations",
     port=8005,
     outbox=outbox,
     inbox=inbox,
     setup=setup,
     background=[ledger.expire_holds],
+    subscriptions=households.subscriptions,
+    collectors=[figures.collect],
     personal_data=Accounts(),
 )
