@@ -65,6 +65,11 @@ class ServiceSpec:
     # scraped, at most every GRIDGOV_METRICS_CACHE_SECONDS, and returns metric families
     # (prometheus_client.core.GaugeMetricFamily, …) with bounded labels only.
     collectors: list[Callable[[Runtime], Iterable[Metric]]] = field(default_factory=list)
+    # The service's share of the demo county (``make run``, gridkit.demo): called once the
+    # places and people exist as ``demo(runtime, context)`` with context {"communities":
+    # [{"code", "name"}], "resident_id"}; returns {"people": [...]} for identity to create
+    # (identity.demo.seed's shape) and {"accounts": [...]} to show in the banner.
+    demo: Callable[[Runtime, dict], dict] | None = None
 
     def __post_init__(self) -> None:
         # Every service obeys identity's account lifecycle: the kit subscribes it.
