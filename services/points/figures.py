@@ -46,6 +46,10 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+def month_of_now() -> str:
+    return datetime.now(LOCAL).strftime("%Y-%m")
+
+
 def leaderboard(session: Session, community: str, month: str, board: str, *, limit: int = 20,
                 code: str | None = None) -> list[dict]:
     """Who earned most in ``community`` in ``month``: households (their account and their

@@ -9,7 +9,7 @@ from sqlalchemy import event
 
 from gridkit.service import Runtime, ServiceSpec
 
-from . import api, figures, households, ledger, shops_api
+from . import api, demo, figures, households, ledger, shops_api
 from .events import catalogue
 from .personal_data import Accounts
 from .tables import Base, inbox, outbox
@@ -39,5 +39,6 @@ spec = ServiceSpec(
     background=[ledger.expire_holds],
     subscriptions=households.subscriptions,
     collectors=[figures.collect],
+    demo=demo.seed,
     personal_data=Accounts(),
 )
