@@ -342,3 +342,46 @@ def view(session: Session, redemption: Redemption, *, with_code: bool) -> dict:
 
 
 ledger.ON_RESOLVED.append(on_hold_resolved)
+
+
+# --------------------------------------------------------------------------
+# audit
+# --------------------------------------------------------------------------
+
+
+def discrepancies(session: Session) -> list[str]:
+    """Every redemption agrees with its hold, and the monthly counts with the redemptions:
+    ``held`` ↔ the hold is open; ``handed_over`` ↔ posted; ``cancelled`` / ``expired`` ↔
+    voided (asked / timed out); each (item, taker, month) count is the pieces of the
+    redemptions held or handed over. Empty: all sound."""
+    from .tables import OpenHold, Transfer
+
+    found: list[str] = []
+    open_holds = set(session.scalars(select(OpenHold.pending_id)))
+    resolutions = {t.pending_id: t for t in session.scalars(select(Transfer).where(Transfer.code == CODE,
+                                                                                  Transfer.pending_id.is_not(None)))}
+    holds = set(session.scalars(select(Transfer.id).where(Transfer.code == CODE, Transfer.phase == domain.PENDING)))
+    counted: dict[tuple, int] = {}
+    limited = {i.id: i for i in session.scalars(select(Item).where(Item.monthly_limit.is_not(None)))}
+    for r in session.scalars(select(Redemption)):
+        resolution = resolutions.get(r.id)
+        want = {HELD: r.id in open_holds and resolution is None,
+                HANDED_OVER: resolution is not None and resolution.phase == domain.POST,
+                CANCELLED: resolution is not None and resolution.phase == domain.VOID
+                and resolution.reason == domain.VOIDED,
+                EXPIRED: resolution is not None and resolution.phase == domain.VOID
+                and resolution.reason == domain.EXPIRED}
+        if r.id not in holds or not want.get(r.status, False):
+            found.append(f"redemption {r.id} is {r.status}, its hold is "
+                         f"{'open' if r.id in open_holds else (resolution.phase if resolution else 'missing')}")
+        if r.status in (HELD, HANDED_OVER):
+            for line in lines_of(session, r.id):
+                if line.item_id in limited:
+                    key = (line.item_id, taker(limited[line.item_id].limit_per, r.resident, r.household), r.month)
+                    counted[key] = counted.get(key, 0) + line.quantity
+    for take in session.scalars(select(MonthlyTake)):
+        if take.quantity != counted.pop((take.item_id, take.taker, take.month), 0):
+            found.append(f"item {take.item_id}: {take.taker} took {take.quantity} in {take.month}, "
+                         f"its redemptions say otherwise")
+    found += [f"item {key[0]}: {key[1]} has redemptions in {key[2]} but no count" for key in counted]
+    return found

@@ -69,6 +69,16 @@ class Shop:
             return session.get(Redemption, redemption_id).status
 
 
+@pytest.fixture(autouse=True)
+def redemptions_agree_with_their_holds(points):
+    """After every test: each redemption's status is its hold's fate, and the monthly
+    counts are what the redemptions took (the ledger's own audit runs too, conftest)."""
+    yield
+    with points.db.sessions() as session:
+        found = redemptions.discrepancies(session)
+    assert not found, "\n".join(found)
+
+
 @pytest.fixture
 def shop(points, tokens):
     return Shop(points, tokens)
@@ -371,3 +381,13 @@ def test_households_come_from_grids_events(points):
         households.bind_resident(session, "u1", 1, 7, utcnow())  # redelivered
     with points.db.sessions() as session:
         assert programme_figures(session, COMMUNITY)[COMMUNITY]["households"] == 3
+
+
+def test_a_residents_download_has_her_redemptions_without_codes(shop):
+    user, _, header = shop.resident(100)
+    held = shop.redeem(header, 2).json
+    part = shop.app.test_client().get("/me/personal-data", headers=header).json["data"]
+    assert [(r["id"], r["amount"], r["status"], r["code"]) for r in part["redemptions"]] == [
+        (held["id"], 20, "held", None)]
+    stranger = shop.app.test_client().get("/me/personal-data", headers=shop.resident()[2]).json["data"]
+    assert stranger["redemptions"] == []
