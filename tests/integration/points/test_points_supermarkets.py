@@ -370,17 +370,78 @@ def test_figures_and_leaderboards(points, tokens):
     assert issued == {COMMUNITY: 180}
 
 
-def test_households_come_from_grids_events(points):
-    from points import households
+def feed(runtime, event_type, data: dict, envelope=None):
+    """One event handed to points' worker as if it came off its queue (with the inbox)."""
+    import json
+
+    from gridkit.events import Envelope
+
+    envelope = envelope or Envelope.new(event_type, data)
+    queue = next(q for q in runtime.spec.subscriptions.queues.values() if event_type.type in q.handlers)
+    worker = runtime.extras.get("test_worker") or runtime.extras.setdefault("test_worker", runtime.worker())
+    return worker.handle(queue, json.dumps(envelope.to_json()), {}, {})
+
+
+def test_households_and_a_residents_household_come_from_grids_events(points, tokens):
+    from contracts.grids import GRID_CREATED, RESIDENT_BOUND
     from points.figures import programme_figures
 
-    with points.db.transaction() as session:
-        households.remember_grid(session, 7, COMMUNITY)
-        for user, household in (("u1", 1), ("u2", 1), ("u3", 2), ("u4", 3)):
-            households.bind_resident(session, user, household, 7, utcnow())
-        households.bind_resident(session, "u1", 1, 7, utcnow())  # redelivered
+    now = utcnow()
+    bound = [RESIDENT_BOUND, {"household_id": 1, "unit_id": 1, "building_id": 1, "grid_id": 7, "user_id": "u1",
+                              "since": now}]
+    assert feed(points, *bound) == "processed"  # before its grid is known: kept, counted once it comes
+    feed(points, GRID_CREATED, {
+        "id": 7, "network": "security", "code": "g7", "name": "g7", "level": 1, "kind": "regular",
+        "institution": None, "parent_id": None, "division": {"id": 3, "code": COMMUNITY, "kind": "community"},
+        "version": 1, "boundary": {"type": "Polygon", "coordinates": []}, "valid_from": now,
+        "valid_to": None})
+    for user, household in (("u2", 1), ("u3", 2), ("u4", 3)):
+        feed(points, RESIDENT_BOUND, bound[1] | {"user_id": user, "household_id": household})
+    from gridkit.events import Envelope
+
+    again = Envelope.new(RESIDENT_BOUND, bound[1] | {"user_id": "u4", "household_id": 3})
+    assert [feed(points, RESIDENT_BOUND, {}, again) for _ in range(2)] == ["processed", "duplicate"]  # redelivered
     with points.db.sessions() as session:
         assert programme_figures(session, COMMUNITY)[COMMUNITY]["households"] == 3
+
+    # a resident whose person account names no household: grids' binding gives it
+    shop = Shop(points, tokens, monthly_limit=1, limit_per="household")
+    for user in ("u1", "u2"):
+        issue(points, open_account(points, "person", user), 100)
+    u1, u2 = (tokens.header(("resident", "county"), sub=user) for user in ("u1", "u2"))
+    assert shop.redeem(u2, 1).json["household"] == "1"
+    refused = shop.redeem(u1, 1)  # the same household: its monthly piece is taken
+    assert refused.status_code == 409 and refused.json["type"].endswith("/monthly-limit")
+
+
+def test_the_same_redemption_sent_at_once_many_times_is_made_once(shop):
+    _, account, header = shop.resident(100)
+    redemption_id = new_id()
+    answers = run_all([lambda: shop.redeem(header, 2, redemption_id=redemption_id) for _ in range(12)])
+    assert Counter(a.status_code for a in answers) == {201: 1, 200: 11}
+    assert len({a.json["code"] for a in answers}) == 1
+    assert shop.stock() == 98 and shop.account(account).debits_pending == 20
+
+
+def test_keepers_list_their_supermarkets_redemptions_and_residents_their_own(shop, tokens):
+    _, _, alice = shop.resident(100)
+    _, _, bob = shop.resident(100)
+    made = [shop.redeem(header, 1).json for header in (alice, bob, alice)]
+    shop.hand_over(made[0]["code"])
+    client = shop.app.test_client()
+    page = client.get(f"/supermarkets/{shop.id}/redemptions?limit=2", headers=shop.keeper).json
+    rest = client.get(f"/supermarkets/{shop.id}/redemptions?limit=2&cursor={page['next_cursor']}",
+                      headers=shop.keeper).json
+    listed = [r["id"] for r in page["items"] + rest["items"]]
+    assert sorted(listed) == sorted(r["id"] for r in made) and all(r["code"] is None for r in page["items"])
+    held = client.get(f"/supermarkets/{shop.id}/redemptions?status=held", headers=shop.keeper).json["items"]
+    assert {r["id"] for r in held} == {made[1]["id"], made[2]["id"]}
+    mine = client.get("/me/redemptions", headers=alice).json["items"]
+    assert {r["id"] for r in mine} == {made[0]["id"], made[2]["id"]}
+    assert [r["code"] for r in mine if r["status"] == "held"] == [made[2]["code"]]
+    assert client.get(f"/me/redemptions/{made[1]['id']}", headers=alice).status_code == 404
+    other = tokens.header(("supermarket_keeper", f"supermarket:{shop.id + 1}"))
+    assert client.get(f"/supermarkets/{shop.id}/redemptions", headers=other).status_code == 403
 
 
 def test_a_residents_download_has_her_redemptions_without_codes(shop):
