@@ -92,7 +92,8 @@ def seed_community(runtime: Runtime, place: dict, rng: random.Random, resident_i
         month_start = (today.replace(day=1) - timedelta(days=31 * back)).replace(day=1, hour=2, minute=0, second=0,
                                                                                  microsecond=0)
         with runtime.db.transaction() as session:
-            award_month(session, rng, community, pool_id, month_start, households, people, current=back == 0)
+            award_month(session, rng, community, pool_id, month_start, households, people, current=back == 0,
+                        resident_id=resident_id)
         redeem_month(runtime, rng, shop_id, items, month_start, people, current=back == 0, resident_id=resident_id)
     return shop_id
 
@@ -102,10 +103,11 @@ def at(month_start: datetime, rng: random.Random, current: bool) -> datetime:
     now = utcnow()
     latest = now - timedelta(hours=2) if current else month_start + timedelta(days=26)
     span = max((latest - month_start).total_seconds(), 60)
-    return month_start + timedelta(seconds=rng.uniform(0, span))
+    return min(month_start + timedelta(seconds=rng.uniform(0, span)), now)  # never ahead of now
 
 
-def award_month(session, rng, community, pool_id, month_start, households, people, *, current) -> None:
+def award_month(session, rng, community, pool_id, month_start, households, people, *, current,
+                resident_id) -> None:
     month = month_start.strftime("%Y-%m")
     for household, account_id in households:  # the monthly hygiene inspection (清洁户): most pass
         if rng.random() < 0.8:
@@ -113,7 +115,7 @@ def award_month(session, rng, community, pool_id, month_start, households, peopl
                  f"demo:hygiene:{household}:{month}", at(month_start, rng, current))
     for user, account_id, _ in people:  # volunteering and activities: some, some months
         for kind in ("volunteer", "activity"):
-            if rng.random() < 0.45:
+            if rng.random() < 0.45 or user == resident_id:  # she has points to show
                 give(session, pool_id, account_id, rng.choice((5, 10, 15, 20)), kind,
                      f"demo:{kind}:{user}:{month}", at(month_start, rng, current))
 
@@ -128,9 +130,14 @@ def redeem_month(runtime, rng, shop_id, items, month_start, people, *, current, 
     for user, _, _ in people:
         if rng.random() > 0.3 and user != resident_id:
             continue
-        when = at(month_start, rng, current)
         basket = [Line(item, rng.randint(1, 2)) for item in sorted(rng.sample(items, rng.randint(1, 2)))]
-        fate, later = rng.random(), min(when + timedelta(hours=rng.randint(1, 30)), utcnow())
+        fate, hours = rng.random(), rng.randint(1, 30)
+        if user == resident_id:  # the demo resident: a cheap piece a month, fetched; this month's waits
+            basket, fate = [Line(items[-1], 1)], 0.5
+        waits = current and (user == resident_id or fate < 0.3)
+        # What waits for its hand-over was picked in the last hours (its hold is still running).
+        when = utcnow() - timedelta(minutes=rng.randint(5, 600)) if waits else at(month_start, rng, current)
+        later = min(when + timedelta(hours=hours), utcnow())
         redemption_id = demo_id(user, month_start.date())
         try:
             # Each in transactions of its own: a basket past what she has, or past a limit, is
@@ -139,7 +146,7 @@ def redeem_month(runtime, rng, shop_id, items, month_start, people, *, current, 
             with runtime.db.transaction() as session:
                 redemptions.redeem(session, redemption_id=redemption_id, supermarket=session.get(Supermarket, shop_id),
                                    resident=user, lines=basket, now=when)
-            if (current and (user == resident_id or fate < 0.3)) or (not current and 0.1 <= fate < 0.15):
+            if waits or (not current and 0.1 <= fate < 0.15):
                 continue  # waiting for its hand-over (the code is in the app), or never fetched (expires)
             with runtime.db.transaction() as session:
                 redemption = session.get(Redemption, redemption_id)
