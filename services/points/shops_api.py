@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 
-from marshmallow import RAISE, fields, validate
+from marshmallow import RAISE, ValidationError, fields, validate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -256,8 +256,8 @@ def run_by_caller(session, supermarket_id: int, principal: Principal) -> Superma
 def check_place(community: str) -> None:
     try:
         PLACE(community)
-    except Exception as exc:  # noqa: BLE001 - marshmallow's ValidationError
-        raise Invalid({"community": [str(exc)]}) from None
+    except ValidationError as exc:
+        raise Invalid({"community": exc.messages}) from None  # type: ignore[dict-item]
 
 
 def page_of_redemptions(session, query, args: dict, *, with_code: bool) -> dict:

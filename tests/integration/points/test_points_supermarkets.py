@@ -452,3 +452,9 @@ def test_a_residents_download_has_her_redemptions_without_codes(shop):
         (held["id"], 20, "held", None)]
     stranger = shop.app.test_client().get("/me/personal-data", headers=shop.resident()[2]).json["data"]
     assert stranger["redemptions"] == []
+
+
+def test_a_community_code_that_is_no_code_is_422(shop):
+    _, _, header = shop.resident()
+    answer = shop.app.test_client().get("/communities/a%20b/leaderboard", headers=header)
+    assert answer.status_code == 422 and "community" in answer.json["errors"], answer.json
