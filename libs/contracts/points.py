@@ -138,3 +138,46 @@ AWARD_GRANTED = catalogue.declare(
 ACCOUNT_EXPIRED = catalogue.declare(
     "points.account.expired", version=1, schema=AccountExpired,
     description="Points earned more than the community's N months ago and not spent moved to its expiry account.")
+
+
+# --------------------------------------------------------------------------
+# supermarkets (积分超市): a resident's redemption, from its hold to its end
+# --------------------------------------------------------------------------
+
+REDEMPTION_ENDS = ("handed_over", "cancelled", "expired")
+
+
+class RedemptionEvent(Schema):
+    redemption_id = fields.String(required=True, metadata={
+        "description": "The redemption's id, also the id of its hold in the ledger"})
+    supermarket_id = fields.Integer(required=True)
+    supermarket = fields.String(required=True, metadata={"description": "The supermarket's name"})
+    community = fields.String(required=True, metadata={"description": "Division code of the community"})
+    resident = fields.String(required=True, metadata={"description": "The user id of who redeems"})
+    amount = fields.Integer(required=True, validate=validate.Range(min=1), metadata={
+        "description": "Points the basket costs"})
+    pieces = fields.Integer(required=True, validate=validate.Range(min=1), metadata={
+        "description": "Items in the basket, counting each piece"})
+    expires_at = fields.DateTime(required=True, metadata={
+        "description": "When the hold is released unless the items were handed over"})
+    at = fields.DateTime(required=True)
+
+
+class RedemptionEnded(RedemptionEvent):
+    by = fields.String(allow_none=True, metadata={
+        "description": "Who handed over or cancelled (user id); null when the hold expired"})
+
+
+REDEMPTION_HELD = catalogue.declare(
+    "points.redemption.held", version=1, schema=RedemptionEvent,
+    description="A resident picked items in a points supermarket: the points are held and the items reserved "
+    "until the keeper hands them over against the resident's code, or the hold expires.")
+REDEMPTION_HANDED_OVER = catalogue.declare(
+    "points.redemption.handed_over", version=1, schema=RedemptionEnded,
+    description="The keeper handed the items over against the resident's code: the held points are spent.")
+REDEMPTION_CANCELLED = catalogue.declare(
+    "points.redemption.cancelled", version=1, schema=RedemptionEnded,
+    description="The resident or the keeper called the redemption off: points and items return.")
+REDEMPTION_EXPIRED = catalogue.declare(
+    "points.redemption.expired", version=1, schema=RedemptionEnded,
+    description="Nobody came for the items before the hold's timeout: points and items return.")

@@ -109,6 +109,21 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("Points expired -{amount}", "{amount} points earned before {earned_before} and not spent have expired; "
                "the balance is {balance}."),
     },
+    "redemption_held": {
+        "zh-CN": ("积分兑换待领取 {ref}", "您在{supermarket}兑换的 {pieces} 件商品已预留，{amount} 积分已冻结。"
+                  "请在 {expires_at} 前到店出示领取码。"),
+        "en": ("Redemption waiting {ref}", "{pieces} piece(s) are kept for you at {supermarket} and {amount} points "
+               "are held. Show your hand-over code there before {expires_at}."),
+    },
+    "redemption_handed_over": {
+        "zh-CN": ("积分兑换已领取 {ref}", "您已在{supermarket}领取 {pieces} 件商品，使用 {amount} 积分。"),
+        "en": ("Redemption handed over {ref}", "You received {pieces} piece(s) at {supermarket} for {amount} points."),
+    },
+    "redemption_expired": {
+        "zh-CN": ("积分兑换已过期 {ref}", "您在{supermarket}预留的商品未在 {expires_at} 前领取，{amount} 积分已退回。"),
+        "en": ("Redemption expired {ref}", "The items kept for you at {supermarket} were not fetched by {expires_at}; "
+               "your {amount} points are back."),
+    },
 }
 
 LABELS: dict[str, dict[str, str]] = {
@@ -138,7 +153,7 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 LABELLED = ("level", "from_level", "step", "reason", "outcome")
-WHEN = ("claim_due", "handle_due", "report_in_due", "due", "earned_before")
+WHEN = ("claim_due", "handle_due", "report_in_due", "due", "earned_before", "expires_at")
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -164,7 +179,7 @@ def render(kind: str, language: str, data: dict, *, tz: ZoneInfo = DEFAULT_TIMEZ
     for key in LABELLED:
         if key in fields:
             fields[key] = labels.get(fields[key], fields[key])
-    fields["ref"] = reference(data.get("case_id") or data.get("petition_id"))
+    fields["ref"] = reference(data.get("case_id") or data.get("petition_id") or data.get("redemption_id"))
     fields["into_ref"] = reference(data.get("into_case_id") or data.get("into_petition_id"))
     fields["departments"] = "、".join(data.get("departments", [])) if language == "zh-CN" \
         else ", ".join(data.get("departments", []))

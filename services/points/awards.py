@@ -34,7 +34,7 @@ from gridkit.auth import Principal
 from gridkit.db import Database, keep_tidy
 from gridkit.events import EventType
 
-from . import domain, ledger
+from . import domain, households, ledger
 from .domain import Invalid, Refused, Request
 from .events import ACCOUNT_EXPIRED, ACTIVITY_ATTENDED, AWARD_GRANTED, HOUSEHOLD_INSPECTED
 from .tables import (
@@ -44,8 +44,6 @@ from .tables import (
     AwardTally,
     EarningSettings,
     Entry,
-    KnownGrid,
-    Resident,
     aware,
     outbox,
     utcnow,
@@ -215,26 +213,8 @@ def set_active(session: Session, rule_id: str, active: bool) -> AwardRule | None
 
 
 # --------------------------------------------------------------------------
-# residents and households (from grids)
+# residents and households (points' projection of grids: households.py)
 # --------------------------------------------------------------------------
-
-
-def household_of(session: Session, user_id: str, community: str) -> str | None:
-    """The household ``user_id`` is bound to in ``community`` (the latest binding)."""
-    return session.execute(select(Resident.household).join(KnownGrid, KnownGrid.id == Resident.grid_id)
-                           .where(Resident.user_id == user_id, KnownGrid.community == community)
-                           .order_by(Resident.since.desc()).limit(1)).scalar()
-
-
-def members_of(session: Session, household: str, community: str) -> list[str]:
-    return list(session.scalars(select(Resident.user_id).join(KnownGrid, KnownGrid.id == Resident.grid_id)
-                                .where(Resident.household == household, KnownGrid.community == community)
-                                .order_by(Resident.user_id)))
-
-
-def community_of_household(session: Session, household: str) -> set[str]:
-    return set(session.scalars(select(KnownGrid.community).join(Resident, KnownGrid.id == Resident.grid_id)
-                               .where(Resident.household == household, KnownGrid.community.is_not(None))))
 
 
 def person_account(session: Session, community: str, user_id: str) -> Account:
@@ -242,41 +222,22 @@ def person_account(session: Session, community: str, user_id: str) -> Account:
     household, counting towards the household they are bound to there."""
     account, _ = ledger.open_account(session, kind=domain.PERSON, community=community, holder=user_id)
     if settings_of(session, community)["pool_by_household"]:
-        household = household_of(session, user_id, community)
+        household = households.household_of(session, user_id, community)
         if household and account.household != household:
             ledger.count_towards(session, account.id, household)
     return account
 
 
-def resident_bound(session: Session, data: dict) -> None:
-    """grids bound a person to a household: remembered; their account in that household's
-    community counts towards it where the community pools by household."""
-    household = str(data["household_id"])
-    row = session.get(Resident, (data["user_id"], household))
-    if row is None:
-        session.add(Resident(user_id=data["user_id"], household=household, grid_id=data["grid_id"],
-                             since=data["since"]))
-        session.flush()
-    community = session.execute(select(KnownGrid.community).where(KnownGrid.id == data["grid_id"])).scalar()
+def count_towards_household(session: Session, user_id: str, household: str, grid_id: int) -> None:
+    """grids bound a person to a household (households.py has it now): their account in
+    that household's community counts towards it where the community pools by household."""
+    community = households.community_of_grid(session, grid_id)
     if community and settings_of(session, community)["pool_by_household"]:
         account = session.execute(select(Account).where(Account.community == community,
                                                         Account.kind == domain.PERSON,
-                                                        Account.holder == data["user_id"])).scalar()
+                                                        Account.holder == user_id)).scalar()
         if account is not None and account.household != household:
             ledger.count_towards(session, account.id, household)
-
-
-def grid_seen(session: Session, data: dict) -> None:
-    grid = session.get(KnownGrid, data["id"])
-    if grid is not None and grid.version > data["version"]:
-        return  # an older version arriving late
-    division = data.get("division") or {}
-    community = division.get("code") if division.get("kind") == "community" else None
-    if grid is None:
-        session.add(KnownGrid(id=data["id"], community=community, version=data["version"]))
-    else:
-        grid.community, grid.version = community, data["version"]
-    session.flush()
 
 
 # --------------------------------------------------------------------------
@@ -324,7 +285,7 @@ def earners(session: Session, source: Source, data: dict, community: str) -> Ite
         return
     household = str(data[source.household])
     if settings_of(session, community)["hygiene_to"] == "members":
-        members = members_of(session, household, community)
+        members = households.members_of(session, household, community)
         if members:
             for user_id in members:
                 yield Earner(domain.PERSON, user_id), f":{user_id}"
@@ -377,7 +338,8 @@ def announce(session: Session, community: str, account_id: int, earner: Earner, 
              reason: str, rule_id: str | None) -> None:
     """The notice event: who earned, and whom to tell (the person, or the household's members)."""
     balance = balance_of(session, account_id)
-    notify = [earner.holder] if earner.kind == domain.PERSON else members_of(session, earner.holder, community)
+    notify = [earner.holder] if earner.kind == domain.PERSON \
+        else households.members_of(session, earner.holder, community)
     outbox.record(session, AWARD_GRANTED, {
         "community": community, "account_id": account_id, "kind": earner.kind, "holder": earner.holder,
         "amount": amount, "balance": balance, "notify": notify, "at": utcnow(), "transfer_id": transfer_id,
@@ -537,7 +499,8 @@ def expire_account(session: Session, community: str, account_id: int, before: da
                                                source=source, memo="earned before " + before.isoformat()), by=None)
     if not outcome.created:
         return False
-    notify = [row.holder] if row.kind == domain.PERSON else members_of(session, row.holder, community)
+    notify = [row.holder] if row.kind == domain.PERSON \
+        else households.members_of(session, row.holder, community)
     outbox.record(session, ACCOUNT_EXPIRED, {
         "community": community, "account_id": account_id, "kind": row.kind, "holder": row.holder, "amount": amount,
         "balance": balance_of(session, account_id), "notify": notify, "at": utcnow(),

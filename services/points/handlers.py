@@ -1,11 +1,13 @@
-"""What points listens to.
+"""What points listens to: its one ``Subscriptions`` (the spec's), two queues.
 
 * ``points.awards``: the events award rules can name (``awards.SOURCES``): dispatch's
   closed cases, and points' own attendances and hygiene inspections. The kit's inbox
   drops a redelivered event; the ledger's unique source drops the same fact under
   another event id.
 * ``points.grids``: grids' grids (which community each is in) and residents bound to
-  households, one queue so a grid usually arrives before the residents bound in it.
+  households, into points' projection of them (households.py), one queue so a grid
+  usually arrives before the residents bound in it. Earning and the supermarkets both
+  read that projection.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 from contracts.grids import GRID_CREATED, GRID_REDRAWN, GRID_RETIRED, RESIDENT_BOUND
 from gridkit.consumer import Event, Subscriptions
 
-from . import awards
+from . import awards, households
 
 subscriptions = Subscriptions("points")
 
@@ -29,20 +31,13 @@ for _source in awards.SOURCES.values():
 
 
 @subscriptions.on(GRID_CREATED, purpose="grids")
-def grid_created(session: Session, event: Event) -> None:
-    awards.grid_seen(session, event.data)
-
-
 @subscriptions.on(GRID_REDRAWN, purpose="grids")
-def grid_redrawn(session: Session, event: Event) -> None:
-    awards.grid_seen(session, event.data)
-
-
 @subscriptions.on(GRID_RETIRED, purpose="grids")
-def grid_retired(session: Session, event: Event) -> None:
-    awards.grid_seen(session, event.data)
+def grid_changed(session: Session, event: Event) -> None:
+    households.grid_seen(session, event.data)
 
 
 @subscriptions.on(RESIDENT_BOUND, purpose="grids")
 def resident_bound(session: Session, event: Event) -> None:
-    awards.resident_bound(session, event.data)
+    household = households.resident_bound(session, event.data)
+    awards.count_towards_household(session, event.data["user_id"], household, event.data["grid_id"])

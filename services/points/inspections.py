@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from gridkit.auth import Principal
 
-from . import awards
+from . import awards, households
 from .domain import Invalid, NotPermitted, Refused
 from .events import HOUSEHOLD_INSPECTED
-from .tables import Inspection, KnownGrid, aware, outbox, utcnow
+from .tables import Inspection, aware, outbox, utcnow
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 SCORES = ("personal", "household", "public")
@@ -38,8 +38,7 @@ def may_inspect(session: Session, principal: Principal, community: str) -> bool:
         return True
     grids = [int(g.scope_id) for g in principal.grants_for(*INSPECTORS)
              if g.scope_type == "grid" and g.scope_id and g.scope_id.isdigit() and len(g.scope_id) < 19]
-    return bool(grids) and session.execute(select(KnownGrid.id).where(
-        KnownGrid.id.in_(grids), KnownGrid.community == community).limit(1)).first() is not None
+    return households.any_grid_in(session, grids, community)
 
 
 def inspect(session: Session, principal: Principal, *, community: str, household: str, month: str,
@@ -51,7 +50,7 @@ def inspect(session: Session, principal: Principal, *, community: str, household
         raise Invalid("month", "YYYY-MM")
     if month > now.astimezone(awards.local_tz(session)).strftime("%Y-%m"):
         raise Invalid("month", "a month that has begun")
-    known = awards.community_of_household(session, household)
+    known = households.communities_of_household(session, household)
     if known and community not in known:
         raise Invalid("household", "this household is in another community")
     scores = {"personal": personal, "household_score": household_score, "public": public}

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import bindparam, case, delete, func, select, update
@@ -109,6 +110,13 @@ class Outcome:
 
 
 Authorize = Callable[[dict, dict], None]  # (debit account, credit account) → None, or raise NotPermitted
+
+# Called in the transaction that posts or voids a hold, with the hold (a row) and its
+# resolution (transfer_view): what was reserved beside the points (a redemption's
+# stock) follows the hold's fate in the same transaction, exactly once, whoever
+# resolved it (the holder, an admin, the sweep).
+OnResolved = Callable[[Session, Any, dict], None]
+ON_RESOLVED: list[OnResolved] = []
 
 
 def anyone(debit: dict, credit: dict) -> None:
@@ -313,6 +321,8 @@ def _resolve(session: Session, request: Request, *, by: str | None, authorize: A
     row = _write(session, request.id, asked, debit, credit, after_debit, after_credit, by=by, at=now,
                  reason=reason if asked.phase == VOID else None)
     _record(session, asked, row, debit, credit, after_debit, after_credit, reason=reason, source=hold.source)
+    for hook in ON_RESOLVED:
+        hook(session, hold, row)
     return Outcome(row, True)
 
 

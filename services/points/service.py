@@ -9,10 +9,10 @@ from sqlalchemy import event
 
 from gridkit.service import Runtime, ServiceSpec
 
-from . import api, awards, earning_api, ledger
+from . import api, awards, demo, earning_api, figures, ledger, shops_api
 from .events import catalogue
 from .handlers import subscriptions
-from .personal_data import AccountsAndEarning
+from .personal_data import Points
 from .tables import Base, inbox, outbox
 
 
@@ -35,13 +35,15 @@ spec = ServiceSpec(
     "ids, holds that are posted or voided (or time out), no overdraft, statements with running balances.",
     base=Base,
     catalogue=catalogue,
-    blueprints=lambda: [api.blp, earning_api.blp],
+    blueprints=lambda: [api.blp, earning_api.blp, shops_api.blp],
     migrations=Path(__file__).parent / "migrations",
     port=8005,
     outbox=outbox,
     inbox=inbox,
     setup=setup,
     background=[ledger.expire_holds, awards.expire_points],
-    subscriptions=subscriptions,
-    personal_data=AccountsAndEarning(),
+    subscriptions=subscriptions,  # handlers.py: award sources, and grids' events into households.py
+    collectors=[figures.collect],
+    demo=demo.seed,
+    personal_data=Points(),
 )

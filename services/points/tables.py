@@ -138,8 +138,8 @@ class OpenHold(Base):
 
 
 # --------------------------------------------------------------------------
-# Earning: community settings, award rules and their caps, what points knows of grids and
-# residents, hygiene inspections, activities, manual awards and deductions
+# Earning: community settings, award rules and their caps, hygiene inspections,
+# activities, manual awards and deductions
 # --------------------------------------------------------------------------
 
 HOUSEHOLD_OR_MEMBERS = ("household", "members")
@@ -198,27 +198,6 @@ class AwardTally(Base):
     beneficiary = Column(String(80), primary_key=True)  # person:<user id> | household:<id>
     period = Column(String(10), primary_key=True)  # 2026-12, 2026-W49, 2026-12-07, 2026
     points = Column(Points, nullable=False, default=0)
-
-
-class KnownGrid(Base):
-    """grids' grids, only for the community each is in (a resident's community)."""
-
-    __tablename__ = "known_grids"
-    id = Column(Integer, primary_key=True, autoincrement=False)
-    community = Column(String(64))  # the grid's division when it is a community
-    version = Column(Integer, nullable=False)
-
-
-class Resident(Base):
-    """A person bound to a household (grids' 人屋关联): whose points count towards it, and
-    who hears of its awards."""
-
-    __tablename__ = "residents"
-    user_id = Column(UserId, primary_key=True)
-    household = Column(String(64), primary_key=True)
-    grid_id = Column(Integer, nullable=False)
-    since = Column(When, nullable=False)
-    __table_args__ = (Index("ix_residents_household", "household"),)
 
 
 class Inspection(Base):
@@ -292,4 +271,137 @@ class Adjustment(Base):
         Index("ix_adjustments_community", "community", "state"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("direction IN ('award', 'deduct')", name="direction_known"),
+    )
+
+
+# --------------------------------------------------------------------------
+# supermarkets (积分超市): catalogue, redemptions, the programme's settings
+# --------------------------------------------------------------------------
+
+
+class Supermarket(Base):
+    """A points supermarket of a village or community, with its own ledger account
+    (kind ``supermarket``, holder its id): what residents redeem lands there. Its
+    keepers hold the role ``supermarket_keeper`` at scope ``supermarket:<id>``."""
+
+    __tablename__ = "supermarkets"
+    id = Column(ID, primary_key=True, autoincrement=True)
+    community = Column(String(64), nullable=False, index=True)
+    name = Column(String(100), nullable=False)
+    # Its ledger account, opened in the transaction that opens it (holder: its id).
+    account_id = Column(ID, ForeignKey("accounts.id"), unique=True)
+    hold_minutes = Column(Integer, nullable=False)  # how long picked items wait for their hand-over
+    opened_at = Column(When, nullable=False)
+    opened_by = Column(UserId)
+
+
+class Item(Base):
+    """An item of a supermarket's catalogue. ``stock`` is what is on the shelf and not
+    reserved: a redemption takes from it at once (a guarded UPDATE that never goes
+    below zero, backed by a CHECK) and a cancelled or expired one puts it back."""
+
+    __tablename__ = "items"
+    id = Column(ID, primary_key=True, autoincrement=True)
+    supermarket_id = Column(ID, ForeignKey("supermarkets.id"), nullable=False, index=True)
+    name = Column(String(100), nullable=False)
+    price = Column(Points, nullable=False)  # in points, per piece
+    stock = Column(Integer, nullable=False)
+    monthly_limit = Column(Integer)  # pieces per taker and month; null: none
+    limit_per = Column(String(9), nullable=False, default="person")  # person | household
+    active = Column(Boolean, nullable=False, default=True)
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price > 0", name="price_positive"),
+        CheckConstraint("monthly_limit IS NULL OR monthly_limit > 0", name="limit_positive"),
+    )
+
+
+class MonthlyTake(Base):
+    """How many pieces of an item a taker (``person:<user id>`` or ``household:<id>``)
+    has redeemed (held or handed over) in a month: the limit is a guarded UPDATE on
+    this row, so two redemptions at once cannot both pass it."""
+
+    __tablename__ = "monthly_takes"
+    item_id = Column(ID, ForeignKey("items.id"), primary_key=True)
+    taker = Column(String(80), primary_key=True)
+    month = Column(String(7), primary_key=True)  # YYYY-MM, local time
+    quantity = Column(Integer, nullable=False, default=0)
+    __table_args__ = (CheckConstraint("quantity >= 0", name="take_not_negative"),)
+
+
+class Redemption(Base):
+    """A resident's basket: its points held in the ledger (a pending transfer whose id is
+    the redemption's), its items reserved. ``held`` → ``handed_over`` (the keeper saw the
+    code: the hold is posted) or ``cancelled`` / ``expired`` (the hold is voided, the
+    stock returns). The status follows the hold in the same transaction."""
+
+    __tablename__ = "redemptions"
+    id = Column(TransferId, primary_key=True)  # the client's, and the ledger hold's id
+    supermarket_id = Column(ID, ForeignKey("supermarkets.id"), nullable=False)
+    community = Column(String(64), nullable=False)
+    resident = Column(UserId, nullable=False)
+    household = Column(String(64))
+    account_id = Column(ID, ForeignKey("accounts.id"), nullable=False)  # whose points (person or household)
+    amount = Column(Points, nullable=False)
+    month = Column(String(7), nullable=False)
+    code = Column(String(8), nullable=False, unique=True)  # the hand-over code the resident shows
+    status = Column(String(12), nullable=False)
+    at = Column(When, nullable=False)
+    expires_at = Column(When, nullable=False)
+    resolved_at = Column(When)
+    resolved_by = Column(UserId)
+    __table_args__ = (
+        Index("ix_redemptions_resident", "resident", "at"),
+        Index("ix_redemptions_supermarket", "supermarket_id", "status", "at"),
+    )
+
+
+class RedemptionLine(Base):
+    __tablename__ = "redemption_lines"
+    redemption_id = Column(TransferId, ForeignKey("redemptions.id"), primary_key=True)
+    item_id = Column(ID, ForeignKey("items.id"), primary_key=True)
+    quantity = Column(Integer, nullable=False)
+    price = Column(Points, nullable=False)  # per piece, when redeemed
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+
+class Programme(Base):
+    """A community's settings for the programme: whose points a redemption spends
+    (``person`` or ``household``, where the community pools by household), and the
+    number of households it counts (from its register; when unset, the households
+    known from grids' resident bindings)."""
+
+    __tablename__ = "programmes"
+    community = Column(String(64), primary_key=True)
+    redeem_from = Column(String(9), nullable=False, default="person")
+    households = Column(Integer)
+
+
+# --------------------------------------------------------------------------
+# What points knows of grids (households.py, fed by grids' events): the community of each
+# grid, and who is bound to which household; earning and the supermarkets read it
+# --------------------------------------------------------------------------
+
+
+class KnownGrid(Base):
+    """grids' grids, only for the community each is in (a resident's community)."""
+
+    __tablename__ = "known_grids"
+    id = Column(Integer, primary_key=True, autoincrement=False)
+    community = Column(String(64))  # the grid's division when it is a community
+    version = Column(Integer, nullable=False)
+
+
+class Resident(Base):
+    """A person bound to a household (grids' 人屋关联): whose points count towards it, who
+    hears of its awards, whose redemptions count against its monthly limits."""
+
+    __tablename__ = "residents"
+    user_id = Column(UserId, primary_key=True)
+    household = Column(String(64), primary_key=True)
+    grid_id = Column(Integer, nullable=False)
+    since = Column(When, nullable=False)
+    __table_args__ = (
+        Index("ix_residents_household", "household"),
+        Index("ix_residents_grid_id", "grid_id"),  # a community's households (the programme's figures)
     )

@@ -15,6 +15,12 @@ from contracts.dispatch import (
     CASE_WHISTLED,
 )
 from contracts.intake import PETITION_RATED
+from contracts.points import (
+    REDEMPTION_CANCELLED,
+    REDEMPTION_EXPIRED,
+    REDEMPTION_HANDED_OVER,
+    REDEMPTION_HELD,
+)
 from gridkit.crypto import DataKey, Unopenable, mask_phone
 from notify import rules, templates
 from notify.api import mask_email
@@ -92,7 +98,7 @@ SAMPLE = case(offered_to=["w"], claim_due=AT, handle_due=AT, report_in_due=AT, d
               from_level="grid", reason="claim_deadline", kind="photo", text=None, result="修好了",
               outcome="rated", rating=5, departments=["police"], step="handle", into_petition_id="abcd-1",
               whistle_id="w1", category="water_leak", to_handler="w", from_handler="v", catch_all=False,
-              amount=10, balance=130, earned_before=AT)
+              amount=10, balance=130, earned_before=AT, supermarket="村积分超市", pieces=2, expires_at=AT)
 
 
 @pytest.mark.parametrize("kind", rules.KINDS)
@@ -118,7 +124,8 @@ INTAKE_EVENTS = {"petition_rated": {"petition_id": "9a8b7c6d-1111", "reporter_id
                                      "reporter_id": "resident-1", "by": "admin-1", "at": AT}}
 
 
-CASE_KINDS = [kind for kind in rules.KINDS if not kind.startswith("points_")]  # points' notices name no case
+# points' notices (earned, expired, redemptions) name no case
+CASE_KINDS = [kind for kind in rules.KINDS if not kind.startswith(("points_", "redemption_"))]
 
 
 @pytest.mark.parametrize("kind", CASE_KINDS)
@@ -219,3 +226,17 @@ def test_residents_hear_when_they_earn_points_and_when_points_expire():
         ("ann", "points_expired")]
     assert templates.render("points_expired", "zh-CN", expired)[1] == \
         "2025年3月1日 09:30 前获得且未使用的 20 积分已到期，账户余额 0 积分。"
+
+
+def test_the_resident_hears_when_her_redemption_is_held_handed_over_or_expired_not_when_she_cancels():
+    redemption = {"redemption_id": "0193aaaa-bbbb-7ccc-8ddd-eeeeffff0001", "supermarket_id": 3,
+                  "supermarket": "村积分超市", "community": "DL-01-01", "resident": "resident-1", "amount": 30,
+                  "pieces": 2, "expires_at": AT, "at": AT}
+    for event, kind, by in ((REDEMPTION_HELD, "redemption_held", None),
+                            (REDEMPTION_HANDED_OVER, "redemption_handed_over", "keeper-1"),
+                            (REDEMPTION_EXPIRED, "redemption_expired", None)):
+        assert rules.address(event.type, redemption | {"by": by}, Directory()) == [
+            rules.Addressed("resident-1", kind, False)]
+    assert rules.address(REDEMPTION_CANCELLED.type, redemption | {"by": "resident-1"}, Directory()) == []
+    _, body = templates.render("redemption_held", "zh-CN", redemption)
+    assert "村积分超市" in body and "30 积分" in body and "2025年3月1日 09:30" in body
