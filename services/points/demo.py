@@ -8,6 +8,13 @@ redemptions), each month of a community in one transaction, with the moments it
 happened at. Deterministic (a seeded generator) and idempotent: awards have their
 source, redemptions their id, and a community that has its supermarket is skipped.
 
+Awards are earning's (awards.py): each community gets the award rules a community would
+set up (a clean household, an activity attended, a resolved petition rated 4 or more),
+and the demo's awards are those rules' awards — code ``award``, source
+``award:<rule>:<fact>`` and memo as :func:`awards.grant` writes them — dated in the past
+months, which ``awards.award_for`` (it awards now) cannot do. No notice goes out for
+this past: nobody is told of four months of history at start-up.
+
 The households are a sample (at most :data:`HOUSEHOLDS` per community, ids
 ``demo-<community>-<n>``: grids binds no resident in the demo county), and each
 community's programme is told it has as many households as make that sample the
@@ -24,7 +31,7 @@ from sqlalchemy import select
 
 from gridkit.service import Runtime
 
-from . import domain, ledger, redemptions, supermarkets
+from . import awards, domain, ledger, redemptions, supermarkets
 from .domain import Request
 from .redemptions import Line
 from .tables import Redemption, Supermarket, utcnow
@@ -38,6 +45,11 @@ CATALOGUE = (  # name, points, stock, monthly limit (per household for the dear 
     ("牙膏", 15, 80, None), ("酱油", 12, 60, None), ("洗洁精", 18, 60, None), ("肥皂", 8, 100, 4),
 )
 DEMO_NAMESPACE = uuid.UUID("2f6b1d0c-8a4e-4c3b-9e7d-5a1f0b2c3d44")
+RULES = (  # reason (awards.SOURCES), the event, its condition, points
+    ("hygiene", "points.household.inspected", {"passed": {"eq": True}}, 20),
+    ("activity", "points.activity.attended", {}, 10),
+    ("petition", "dispatch.case.closed", {"rating": {"gte": 4}}, 15),
+)
 
 
 def seed(runtime: Runtime, context: dict) -> dict:
@@ -73,6 +85,10 @@ def seed_community(runtime: Runtime, place: dict, rng: random.Random, resident_i
                                        limit_per=supermarkets.HOUSEHOLD if limit else supermarkets.PERSON).id
                  for name, price, stock, limit in CATALOGUE]
         supermarkets.set_programme(session, community, households=round(HOUSEHOLDS / SHARE))
+        rules = {reason: awards.add_rule(session, rule_id=demo_id(community, "rule", reason), community=community,
+                                         event=event, condition=condition, points=points, cap=None, period=None,
+                                         memo="demo county", by="demo")[0]
+                 for reason, event, condition, points in RULES}
         pool, _ = ledger.open_account(session, kind=domain.ISSUING, community=community)
         people: list[tuple[str, int, str]] = []  # (user id, account id, household)
         households: list[tuple[str, int]] = []
@@ -92,7 +108,7 @@ def seed_community(runtime: Runtime, place: dict, rng: random.Random, resident_i
         month_start = (today.replace(day=1) - timedelta(days=31 * back)).replace(day=1, hour=2, minute=0, second=0,
                                                                                  microsecond=0)
         with runtime.db.transaction() as session:
-            award_month(session, rng, community, pool_id, month_start, households, people, current=back == 0,
+            award_month(session, rng, rules, pool_id, month_start, households, people, current=back == 0,
                         resident_id=resident_id)
         redeem_month(runtime, rng, shop_id, items, month_start, people, current=back == 0, resident_id=resident_id)
     return shop_id
@@ -106,24 +122,27 @@ def at(month_start: datetime, rng: random.Random, current: bool) -> datetime:
     return min(month_start + timedelta(seconds=rng.uniform(0, span)), now)  # never ahead of now
 
 
-def award_month(session, rng, community, pool_id, month_start, households, people, *, current,
+def award_month(session, rng, rules, pool_id, month_start, households, people, *, current,
                 resident_id) -> None:
     month = month_start.strftime("%Y-%m")
     for household, account_id in households:  # the monthly hygiene inspection (清洁户): most pass
         if rng.random() < 0.8:
-            give(session, pool_id, account_id, rng.choice((10, 20, 30)), "hygiene",
-                 f"demo:hygiene:{household}:{month}", at(month_start, rng, current))
-    for user, account_id, _ in people:  # volunteering and activities: some, some months
-        for kind in ("volunteer", "activity"):
+            give(session, pool_id, account_id, rules["hygiene"], f"demo-inspection-{household}-{month}",
+                 at(month_start, rng, current))
+    for user, account_id, _ in people:  # petitions resolved and activities attended: some, some months
+        for reason in ("petition", "activity"):
             if rng.random() < 0.45 or user == resident_id:  # she has points to show
-                give(session, pool_id, account_id, rng.choice((5, 10, 15, 20)), kind,
-                     f"demo:{kind}:{user}:{month}", at(month_start, rng, current))
+                give(session, pool_id, account_id, rules[reason], f"demo-{reason}-{user}-{month}",
+                     at(month_start, rng, current))
 
 
-def give(session, pool_id: int, account_id: int, amount: int, code: str, source: str, when: datetime) -> None:
+def give(session, pool_id: int, account_id: int, rule: dict, fact: str, when: datetime) -> None:
+    """The rule's award for ``fact``, as awards.grant makes it, on ``when``."""
+    source = f"award:{rule['id']}:{fact}"
+    reason = awards.SOURCES[rule["event"]].reason
     ledger.transfer(session, Request(id=ledger.derived_id(source), debit_account_id=pool_id,
-                                     credit_account_id=account_id, amount=amount, code=code, source=source),
-                    by=None, now=when)
+                                     credit_account_id=account_id, amount=rule["points"], code="award",
+                                     source=source, memo=f"{reason} ({rule['id']})"), by=None, now=when)
 
 
 def redeem_month(runtime, rng, shop_id, items, month_start, people, *, current, resident_id) -> None:
