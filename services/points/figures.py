@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import and_, case, func, select
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from gridkit.service import Runtime
 
-from . import domain, households
+from . import awards, domain, households
 from .redemptions import HANDED_OVER, STATUSES
 from .supermarkets import LOCAL
 from .tables import Account, Entry, Programme, Redemption, Supermarket
@@ -38,23 +39,23 @@ FIGURES = ("issued", "returned", "redeemed", "held", "outstanding", "households"
            "supermarkets", "handed_over")
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
+def month_bounds(month: str, tz: ZoneInfo = LOCAL) -> tuple[datetime, datetime]:
     """The month ``YYYY-MM`` in the county's time, as [start, end)."""
     year, number = (int(part) for part in month.split("-"))
-    start = datetime(year, number, 1, tzinfo=LOCAL)
-    end = datetime(year + (number == 12), number % 12 + 1, 1, tzinfo=LOCAL)
+    start = datetime(year, number, 1, tzinfo=tz)
+    end = datetime(year + (number == 12), number % 12 + 1, 1, tzinfo=tz)
     return start, end
 
 
-def month_of_now() -> str:
-    return datetime.now(LOCAL).strftime("%Y-%m")
+def month_of_now(tz: ZoneInfo = LOCAL) -> str:
+    return datetime.now(tz).strftime("%Y-%m")
 
 
 def leaderboard(session: Session, community: str, month: str, board: str, *, limit: int = 20,
                 code: str | None = None) -> list[dict]:
     """Who earned most in ``community`` in ``month``: households (their account and their
     members' together) or people; points credited from the community's issuing pool."""
-    start, end = month_bounds(month)
+    start, end = month_bounds(month, awards.local_tz(session))
     pool = aliased(Account)
     if board == "households":
         key = case((Account.kind == domain.HOUSEHOLD, Account.holder), else_=Account.household)
@@ -132,7 +133,7 @@ def turnover(session: Session, community: str, month: str | None = None) -> list
     ``month``, or ever)."""
     when = []
     if month:
-        start, end = month_bounds(month)
+        start, end = month_bounds(month, awards.local_tz(session))
         when = [Redemption.resolved_at >= start, Redemption.resolved_at < end]
     handed = and_(Redemption.supermarket_id == Supermarket.id, Redemption.status == HANDED_OVER, *when)
     rows = session.execute(select(Supermarket.id, Supermarket.name, func.count(Redemption.id),

@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import domain, households, ledger
+from . import awards, domain, households, ledger
 from .domain import Refused, Request
 from .events import (
     REDEMPTION_CANCELLED,
@@ -149,7 +149,7 @@ def redeem(session: Session, *, redemption_id: str, supermarket: Supermarket, re
         memo=f"{supermarket.name}"[:200]), by=resident, now=now)
     if not outcome.created:  # the id is a transfer's, not a redemption's
         raise Refused("exists-with-different-fields", f"{redemption_id} is another transfer's id", fields=["id"])
-    month = month_of(now)
+    month = month_of(now, awards.local_tz(session))
     # 2. the stock, 3. the monthly limits
     for line in lines:
         take_stock(session, items[line.item_id], line.quantity)

@@ -522,7 +522,7 @@ def county_figures():
 def leaderboard(query, community):
     """Who earned most this month: households, or people (volunteers and everyone)."""
     check_place(community)
-    month = query.get("month") or supermarkets.month_of(utcnow())
+    month = query.get("month") or supermarkets.month_of(utcnow(), runtime().settings.tz)
     with runtime().db.transaction() as session:
         rows = figures.leaderboard(session, community, month, query["board"], limit=query["limit"],
                                    code=query.get("code"))

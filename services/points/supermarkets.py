@@ -26,7 +26,9 @@ TAKERS = (PERSON, HOUSEHOLD)  # whose points a redemption spends; whom a monthly
 DEFAULT_HOLD_MINUTES = 48 * 60  # two days to come and fetch what one picked
 MAX_HOLD_MINUTES = 14 * 24 * 60
 MAX_STOCK = 10**6
-# Months are the county's: a redemption at 00:30 on the 1st counts in the new month.
+# Months are the county's: a redemption at 00:30 on the 1st counts in the new month. The
+# county's zone is the settings' (GRIDGOV_TIMEZONE), in every session as earning's periods read
+# it (awards.local_tz); this one is the default where no session is at hand.
 LOCAL = ZoneInfo("Asia/Shanghai")
 
 
@@ -38,8 +40,8 @@ class Unknown(Exception):
         self.what, self.key = what, key
 
 
-def month_of(moment: datetime) -> str:
-    return moment.astimezone(LOCAL).strftime("%Y-%m")
+def month_of(moment: datetime, tz: ZoneInfo = LOCAL) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m")
 
 
 # --------------------------------------------------------------------------
