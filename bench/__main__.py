@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import locate, petitions, relay
+from . import ledger, locate, petitions, relay
 from .common import Figure, scratch_amqp, scratch_database
 
-SUITES = {"locate": locate.run, "relay": relay.bench, "petitions": petitions.run}
+SUITES = {"locate": locate.run, "relay": relay.bench, "petitions": petitions.run, "ledger": ledger.run}
 
 
 def main(argv: list[str] | None = None) -> int:

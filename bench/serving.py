@@ -1,4 +1,4 @@
-"""Start the grids service under gunicorn for latency figures."""
+"""Start a service (grids, points) under gunicorn for latency figures."""
 
 from __future__ import annotations
 
@@ -61,15 +61,23 @@ def grids_server(pg_url: str, county) -> Iterator[str]:
     import_county(runtime, county)
     print(f"county imported into PostgreSQL ({time.perf_counter() - started:.1f} s)", flush=True)
     runtime.db.dispose()
+    with service_server("grids", pg_url, [("grid_worker", "county")]) as base:
+        yield base
+
+
+@contextmanager
+def service_server(service: str, pg_url: str, grants: list[tuple[str, str]]) -> Iterator[str]:
+    """``service`` under gunicorn (deploy/gunicorn.conf.py) on its migrated database; the
+    requests of :func:`latencies` carry a token with ``grants``."""
     port = free_port()
     with jwks_server() as jwks_url, tempfile.TemporaryDirectory() as metrics_dir:
         env = dict(os.environ) | {
-            "GRIDGOV_GRIDS_DATABASE_URL": pg_url, "GRIDGOV_BUS_URL": "memory://",
+            f"GRIDGOV_{service.upper()}_DATABASE_URL": pg_url, "GRIDGOV_BUS_URL": "memory://",
             "GRIDGOV_JWKS_URL": jwks_url, "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
             "GRIDGOV_LOG_LEVEL": "WARNING",
         }
         proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), 'gridkit.wsgi:create("grids")', "-c", "deploy/gunicorn.conf.py",
+            [str(BIN / "gunicorn"), f'gridkit.wsgi:create("{service}")', "-c", "deploy/gunicorn.conf.py",
              "--bind", f"127.0.0.1:{port}"], cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
@@ -82,9 +90,9 @@ def grids_server(pg_url: str, county) -> Iterator[str]:
                 except requests.RequestException:
                     pass
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("grids did not start under gunicorn")
+                    raise RuntimeError(f"{service} did not start under gunicorn")
                 time.sleep(0.2)
-            _session.headers["Authorization"] = f"Bearer {TOKENS.issue([('grid_worker', 'county')], ttl=3600)}"
+            _session.headers["Authorization"] = f"Bearer {TOKENS.issue(grants, ttl=3600)}"
             yield base
         finally:
             proc.terminate()

@@ -6,7 +6,7 @@ the JSON by hand, a test regenerates it and compares).
   ``gridkit.registry.SERVICES`` (a new service gets its row by being registered),
   with its web and worker processes: up, requests, errors, latency, outbox backlog
   and age, events consumed by outcome, queue depth, dead letters; and what only that
-  service counts (dispatch's claims and deadlines, notify's deliveries).
+  service counts (dispatch's claims and deadlines, notify's deliveries, points' transfers).
 * ``gridgov-community.json`` — 一屏知社区, one screen to know the community: petitions
   by status and category, claim time, overdue and unattended cases, the three rates
   (三率), for one community or all of them (the ``community`` variable).
@@ -159,8 +159,19 @@ def notify_panels(s: str) -> list:
     ]
 
 
+def points_panels(s: str) -> list:
+    return [
+        series("Transfers by phase and outcome",
+               (f"sum by (phase, outcome) (rate(gridgov_points_transfers_total{{{s}}}[$__rate_interval]))",
+                "{{phase}} {{outcome}}"), unit="ops",
+               description="created, replayed (the same id again: nothing moved) or refused (no points, "
+                           "different fields, a hold already resolved)"),
+    ]
+
+
 # What only some services count, shown in their rows.
-SERVICE_PANELS: dict[str, Callable[[str], list]] = {"dispatch": dispatch_panels, "notify": notify_panels}
+SERVICE_PANELS: dict[str, Callable[[str], list]] = {"dispatch": dispatch_panels, "notify": notify_panels,
+                                                    "points": points_panels}
 
 
 def platform_health(services: list[str] | None = None) -> GrafanaDashboard:
@@ -184,6 +195,11 @@ C = 'community=~"$community"'
 def part(name: str) -> str:
     """A part of the figures, added up over the chosen communities (each measured once)."""
     return f"sum(max by (community) (gridgov_dispatch_cases_{name}{{{JOB}, {C}}}))"
+
+
+def programme(name: str) -> str:
+    """One of the points programme's figures, added up over the chosen communities."""
+    return f"sum(max by (community) (gridgov_points_{name}{{{JOB}, {C}}}))"
 
 
 OPENED = f"sum(max by (community, state) (gridgov_dispatch_cases{{{JOB}, {C}}}))"
@@ -233,13 +249,27 @@ def community_overview() -> GrafanaDashboard:
         series("Cases by state", (f"sum by (state) (max by (community, state) (gridgov_dispatch_cases{{{JOB}, {C}}}))",
                                   "{{state}}")),
     ]
+    points_panels = [
+        stat("积分 issued", programme("issued"), description="points paid out of the communities' issuing pools"),
+        stat("积分 redeemed", programme("redeemed"), description="points spent in the points supermarkets"),
+        stat("积分 outstanding", programme("outstanding"), description="points residents and households hold"),
+        stat("参与率 households taking part", rate_of(programme("participating_households"), programme("households")),
+             unit="percentunit", decimals=1, description="households that earned points / all households "
+             "(the register's number, else those grids bound a resident to)"),
+        series("Points by community", (f"max by (community) (gridgov_points_issued{{{JOB}, {C}}})",
+                                       "issued {{community}}"),
+               (f"max by (community) (gridgov_points_redeemed{{{JOB}, {C}}})", "redeemed {{community}}")),
+        series("Redemptions by status", (f"sum by (status) (max by (community, status) "
+                                         f"(gridgov_points_redemptions{{{JOB}, {C}}}))", "{{status}}")),
+    ]
     community = Template(name="community", label="Community", type="query", dataSource=DATASOURCE,
                          query="label_values(gridgov_intake_petitions, community)", includeAll=True,
                          allValue=".*", default="$__all", refresh=2, sort=1)
     return dashboard("gridgov-community", "gridgov: 一屏知社区 community overview",
                      "Petitions, cases and 三率 of a community (or all): the figures of GET /figures?by=community "
                      "and of intake's petitions.",
-                     [("三率 and cases", rates), ("Petitions", petition_panels)], [community])
+                     [("三率 and cases", rates), ("Petitions", petition_panels),
+                      ("积分 points programme", points_panels)], [community])
 
 
 # --------------------------------------------------------------------------

@@ -126,6 +126,9 @@ class CaseClosed(CaseEvent):
     outcome = fields.String(required=True, validate=validate.OneOf(
         ("rated", "rating_timeout", "withdrawn", "merged", "on_spot")))
     rating = fields.Integer(allow_none=True)
+    community = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "The case's community (division code; null when no community covers it): points "
+                       "awards the reporter there"})
 
 
 class DeadlineEvent(CaseEvent):

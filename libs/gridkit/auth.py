@@ -11,8 +11,8 @@ A token carries the bearer's role grants, each with a scope::
     {"sub": "…", "kind": "user", "grants": [{"role": "grid_worker", "scope": "grid:42"}]}
 
 Scope is ``county``, ``grid:<id>`` (that grid's subtree), ``division:<code>``
-(a street's or community's area: every grid in it), ``network:<code>`` or
-``department:<code>``.
+(a street's or community's area: every grid in it), ``network:<code>``,
+``department:<code>`` or ``supermarket:<id>`` (a points supermarket's keeper).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ TOKEN_TYPE = "at+jwt"
 
 ROLES = (
     "resident", "grid_worker", "grid_head", "community_admin", "street_admin", "county_admin",
-    "dept_officer", "volunteer", "building_manager", "sysadmin", "auditor",
+    "dept_officer", "volunteer", "building_manager", "sysadmin", "auditor", "supermarket_keeper",
 )
 # Roles that administer: they see personal data of the people they handle.
 ADMIN_ROLES = ("community_admin", "street_admin", "county_admin", "sysadmin")

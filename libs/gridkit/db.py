@@ -97,6 +97,8 @@ class Database:
         event.listen(self.sessions, "after_soft_rollback", self._after_rollback)
 
     def _before_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released (SQLAlchemy calls it a commit): the transaction goes on
         # Runs before the unit of work's last flush: rows written here may be referred to
         # by the session's pending changes (a photo attached to the new petition).
         batches = session.info.pop(COMMIT_ROWS, None) or {}
@@ -173,6 +175,8 @@ class Database:
         session.info[CONNECTED] = True  # the session's transaction holds a connection
 
     def _after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released: its connection and rows are the transaction's still
         session.info.pop(CONNECTED, None)
         if session.info.pop("outbox_dirty", False):
             self.outbox_committed.set()
@@ -258,6 +262,25 @@ def _rollback_keeping_prepared(dbapi_connection) -> None:
 COMMIT_ROWS = "gridkit.commit_rows"
 CONNECTED = "gridkit.connected"
 MAX_PARAMETERS = 30_000  # per statement (PostgreSQL's protocol allows 65 535)
+
+
+def driver_rows(session: Session, sql: str, params: dict[str, Any]) -> list:
+    """Run ``sql`` (psycopg's ``%(name)s`` parameters) in ``session``'s transaction through
+    psycopg's own cursor, and return its rows as named tuples. PostgreSQL only: for the
+    statements of a hot path, where SQLAlchemy's execution (Core or ORM) cost several
+    times the client CPU of the statement itself; psycopg prepares a statement run
+    often on a connection. Errors are raised as SQLAlchemy raises them (IntegrityError,
+    OperationalError, …)."""
+    from psycopg import Error
+    from psycopg.rows import namedtuple_row
+
+    driver: Any = session.connection().connection.driver_connection
+    try:
+        with driver.cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    except Error as exc:
+        raise DBAPIError.instance(sql, params, exc, Error) from exc
 
 
 def insert_at_commit(session: Session, table: Table, row: dict) -> None:
@@ -393,15 +416,17 @@ def delete_in_chunks(db: Database, statement: Executable, chunk: int) -> int:
             return deleted
 
 
-def keep_tidy(stop: threading.Event, every: float, tidy: Callable[[], int], what: str) -> None:
-    """A worker's housekeeping loop: ``tidy()`` (deletes old rows, returns how many) at
-    start and then every ``every`` seconds until ``stop``. A failure is logged and tried
-    again next time: the worker's real work goes on."""
+def keep_tidy(stop: threading.Event, every: float, tidy: Callable[[], int], what: str, *,
+              done: str = "deleted") -> None:
+    """A worker's periodic loop: ``tidy()`` (deletes old rows, voids holds that timed out…,
+    returns how many) at start and then every ``every`` seconds until ``stop``, logging
+    "<what> <done>" when it did something. A failure is logged and tried again next
+    time: the worker's real work goes on."""
     while True:
         try:
             if n := tidy():
-                log.info("%s deleted", what, extra={"rows": n})
+                log.info("%s %s", what, done, extra={"rows": n})
         except Exception:  # noqa: BLE001 - housekeeping
-            log.exception("deleting %s failed; trying again in %ss", what, every)
+            log.exception("%s: failed; trying again in %ss", what, every)
         if stop.wait(every):
             return

@@ -62,7 +62,7 @@ def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
         for s in (first, head):
             identity_accounts.set_password(session, session.get(User, user_ids[s["key"]]), DEMO_PASSWORD)
     community = grids_by_code[("security", first["grid_code"])]["division_code"]
-    identity_demo.seed(identity, [RESIDENT, {
+    seeded = identity_demo.seed(identity, [RESIDENT, {
         "username": "community", "name": "社区管理员", "kind": "staff", "password": DEMO_PASSWORD,
         "grants": [("community_admin", f"division:{community}")]}])
     accounts = [
@@ -78,6 +78,16 @@ def seed_demo(runtimes: dict[str, Runtime], *, scale: float) -> list[dict]:
         {"role": "sysadmin", "phone": "username sysadmin", "password": "gridgov-sysadmin",
          "note": '(log in with {"username": "sysadmin"})'},
     ]
+    # Every other service's share of the county, through its spec (the kit names none of them).
+    communities = sorted(({"code": d["code"], "name": d["name"]} for d in county.divisions
+                          if d["kind"] == "community"), key=lambda d: d["code"] != community)
+    context = {"communities": communities, "resident_id": seeded.get(RESIDENT["phone"])}
+    for runtime in runtimes.values():
+        if runtime.spec.demo is not None:
+            share = runtime.spec.demo(runtime, context) or {}
+            if share.get("people"):
+                identity_demo.seed(identity, share["people"], demo_admins=False)
+            accounts += share.get("accounts", [])
     marker.write_text(json.dumps({"scale": scale, "accounts": accounts}, ensure_ascii=False))
     print(f"gridgov: demo county ready in {time.perf_counter() - started:.0f} s", flush=True)
     return accounts

@@ -93,6 +93,6 @@ def _banner(runtimes: dict[str, Runtime], accounts: list[dict], host: str) -> No
     if accounts:
         print("\nDemo accounts (log in with POST /tokens on identity):")
         for account in accounts:
-            print(f"  {account['role']:<16} phone {account['phone']}  password {account['password']}"
+            print(f"  {account['role']:<18} phone {account['phone']}  password {account['password']}"
                   f"  {account.get('note', '')}")
     print("\nPress Ctrl+C to stop.\n", flush=True)

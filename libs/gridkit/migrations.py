@@ -44,21 +44,28 @@ def run_env(metadata: MetaData) -> None:
     engine.dispose()
 
 
-def autogenerate(migrations_dir: Path, message: str) -> None:
-    """Write a new revision from the models' changes (diffed against a scratch SQLite)."""
+def autogenerate(migrations_dir: Path, message: str, package: str | None = None) -> None:
+    """Write a new revision from the models' changes (diffed against a scratch SQLite).
+    A new service's first revision creates its ``migrations/`` folder (:func:`scaffold`)."""
     import tempfile
+
+    if not (migrations_dir / "env.py").exists():
+        scaffold(migrations_dir, package or migrations_dir.parent.name)
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/scratch.db"
         cfg = alembic_config(migrations_dir, url)
         command.upgrade(cfg, "head")
-        command.revision(cfg, message=message, autogenerate=True)
+        written = command.revision(cfg, message=message, autogenerate=True)
+    for script in written if isinstance(written, list) else [written]:
+        if script is not None:  # as ruff wants it: no trailing blanks (an empty "Revises: ")
+            path = Path(script.path)
+            path.write_text("\n".join(line.rstrip() for line in path.read_text().splitlines()) + "\n")
 
 
 ENV_PY = '''"""Alembic environment: the kit runs it the same way for every service."""
 
 from gridkit.migrations import run_env
-
 from {package}.tables import Base
 
 run_env(Base.metadata)
@@ -72,7 +79,9 @@ Create Date: ${create_date}
 """
 import sqlalchemy as sa
 from alembic import op
-${imports if imports else ""}
+% if imports:
+${imports}
+% endif
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -11,6 +11,7 @@ SERVICES = {
     "intake": "intake.service:spec",
     "dispatch": "dispatch.service:spec",
     "notify": "notify.service:spec",
+    "points": "points.service:spec",
 }
 
 

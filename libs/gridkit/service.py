@@ -69,6 +69,11 @@ class ServiceSpec:
     # Every column (or value inside one) holding values sealed with a data key: what
     # `gridgov rekey` re-seals under the current key after a rotation (gridkit.rekey).
     sealed: Sequence[Sealed] = ()
+    # The service's share of the demo county (``make run``, gridkit.demo): called once the
+    # places and people exist as ``demo(runtime, context)`` with context {"communities":
+    # [{"code", "name"}], "resident_id"}; returns {"people": [...]} for identity to create
+    # (identity.demo.seed's shape) and {"accounts": [...]} to show in the banner.
+    demo: Callable[[Runtime, dict], dict] | None = None
 
     def __post_init__(self) -> None:
         # Every service obeys identity's account lifecycle: the kit subscribes it.

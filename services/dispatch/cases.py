@@ -233,7 +233,7 @@ def open_case(session: Session, snapshot: Snapshot, petition: dict, now: datetim
         case.outcome, case.result = "on_spot", "closed on the spot"
         move(session, case, CLOSED, action="close_on_spot", by=case.claimed_by, now=now,
              reason="handled on the spot during patrol")
-        record(session, CASE_CLOSED, case, now, outcome="on_spot", rating=None)
+        record(session, CASE_CLOSED, case, now, outcome="on_spot", rating=None, community=case.community)
     elif needs_approval:
         move(session, case, AWAITING_APPROVAL, action="route", by=None, now=now,
              reason=f"community {case.community} approves before offering")
@@ -561,7 +561,7 @@ def close(session: Session, case: Case, outcome: str, now: datetime, *, by: str 
     if rating is not None:
         case.rating = rating
     start_step(session, case, None, now)
-    record(session, CASE_CLOSED, case, now, outcome=outcome, rating=rating)
+    record(session, CASE_CLOSED, case, now, outcome=outcome, rating=rating, community=case.community)
 
 
 def ignore_refused(action: str, case: Case) -> bool:

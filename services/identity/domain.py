@@ -26,7 +26,7 @@ ERASERS = ("county_admin", "sysadmin")
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 NATIONAL_ID = re.compile(r"^\d{17}[\dX]$")
 SCOPE = re.compile(r"^(county|grid:[A-Za-z0-9_-]{1,64}|division:[A-Za-z0-9_-]{1,64}"
-                   r"|network:[a-z0-9_-]{1,64}|department:[a-z0-9_-]{1,64})$")
+                   r"|network:[a-z0-9_-]{1,64}|department:[a-z0-9_-]{1,64}|supermarket:[0-9]{1,18})$")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 

@@ -29,6 +29,13 @@ from contracts.dispatch import (
     DEADLINE_MISSED,
 )
 from contracts.intake import PETITION_MERGED, PETITION_RATED
+from contracts.points import (
+    ACCOUNT_EXPIRED,
+    AWARD_GRANTED,
+    REDEMPTION_EXPIRED,
+    REDEMPTION_HANDED_OVER,
+    REDEMPTION_HELD,
+)
 from gridkit.events import EventType
 
 
@@ -45,6 +52,10 @@ class Directory(Protocol):
 
 
 Audience = Callable[[dict, Directory], Iterable[str | None]]
+
+
+def resident(data: dict, _: Directory) -> list[str]:
+    return [data["resident"]]
 
 
 def offered_to(data: dict, _: Directory) -> list[str]:
@@ -128,6 +139,14 @@ RULES: tuple[Rule, ...] = (
     # the holder and supervisors named by dispatch, before and after a deadline
     Rule(DEADLINE_APPROACHING, "deadline_approaching", named_in_deadline),
     Rule(DEADLINE_MISSED, "deadline_missed", named_in_deadline, critical=True),
+    # residents when they earn points, and when unspent points expire (the person, or the
+    # household's members points names)
+    Rule(AWARD_GRANTED, "points_earned", named_to_notify),
+    Rule(ACCOUNT_EXPIRED, "points_expired", named_to_notify),
+    # points supermarkets: the resident whose items wait, were handed over, or whose hold expired
+    Rule(REDEMPTION_HELD, "redemption_held", resident),
+    Rule(REDEMPTION_HANDED_OVER, "redemption_handed_over", resident),
+    Rule(REDEMPTION_EXPIRED, "redemption_expired", resident),
 )
 
 KINDS: tuple[str, ...] = tuple(rule.kind for rule in RULES)

@@ -100,6 +100,30 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("已超时 {ref}", "工单 {ref} 的{step}环节已于 {due} 超时，请督办。"),
         "en": ("Deadline missed {ref}", "The {step} step of case {ref} was due at {due} and is overdue; please follow up."),
     },
+    "points_earned": {
+        "zh-CN": ("获得积分 +{amount}", "因{reason}获得 {amount} 积分，账户余额 {balance} 积分。"),
+        "en": ("Points earned +{amount}", "You earned {amount} points for {reason}; the balance is {balance}."),
+    },
+    "points_expired": {
+        "zh-CN": ("积分到期 -{amount}", "{earned_before} 前获得且未使用的 {amount} 积分已到期，账户余额 {balance} 积分。"),
+        "en": ("Points expired -{amount}", "{amount} points earned before {earned_before} and not spent have expired; "
+               "the balance is {balance}."),
+    },
+    "redemption_held": {
+        "zh-CN": ("积分兑换待领取 {ref}", "您在{supermarket}兑换的 {pieces} 件商品已预留，{amount} 积分已冻结。"
+                  "请在 {expires_at} 前到店出示领取码。"),
+        "en": ("Redemption waiting {ref}", "{pieces} piece(s) are kept for you at {supermarket} and {amount} points "
+               "are held. Show your hand-over code there before {expires_at}."),
+    },
+    "redemption_handed_over": {
+        "zh-CN": ("积分兑换已领取 {ref}", "您已在{supermarket}领取 {pieces} 件商品，使用 {amount} 积分。"),
+        "en": ("Redemption handed over {ref}", "You received {pieces} piece(s) at {supermarket} for {amount} points."),
+    },
+    "redemption_expired": {
+        "zh-CN": ("积分兑换已过期 {ref}", "您在{supermarket}预留的商品未在 {expires_at} 前领取，{amount} 积分已退回。"),
+        "en": ("Redemption expired {ref}", "The items kept for you at {supermarket} were not fetched by {expires_at}; "
+               "your {amount} points are back."),
+    },
 }
 
 LABELS: dict[str, dict[str, str]] = {
@@ -110,6 +134,8 @@ LABELS: dict[str, dict[str, str]] = {
         "rated": "已评价", "rating_timeout": "评价超时", "withdrawn": "已撤回", "merged": "已合并",
         "on_spot": "现场办结", "photo": "已上传现场照片", "extension_approved": "办理期限已延长至 {handle_due}",
         "nobody_to_offer": "无人可派", "no_approver": "无人审批", "catch_all": "县级兜底队列", "grid_queue": "网格",
+        "petition": "诉求办结", "activity": "参加社区活动", "hygiene": "评为清洁户", "adjustment": "社区奖励",
+        "service_order": "志愿服务",
     },
     "en": {
         "grid": "grid", "community": "community", "street": "street", "county": "county",
@@ -121,11 +147,13 @@ LABELS: dict[str, dict[str, str]] = {
         "extension_approved": "the deadline was extended to {handle_due}",
         "nobody_to_offer": "nobody to offer it to", "no_approver": "nobody to approve it",
         "catch_all": "county catch-all queue", "grid_queue": "grid",
+        "petition": "a resolved petition", "activity": "a community activity", "hygiene": "a clean household",
+        "adjustment": "an award from your community", "service_order": "volunteer service",
     },
 }
 
 LABELLED = ("level", "from_level", "step", "reason", "outcome")
-WHEN = ("claim_due", "handle_due", "report_in_due", "due")
+WHEN = ("claim_due", "handle_due", "report_in_due", "due", "earned_before", "expires_at")
 DEFAULT_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -151,7 +179,7 @@ def render(kind: str, language: str, data: dict, *, tz: ZoneInfo = DEFAULT_TIMEZ
     for key in LABELLED:
         if key in fields:
             fields[key] = labels.get(fields[key], fields[key])
-    fields["ref"] = reference(data.get("case_id") or data.get("petition_id"))
+    fields["ref"] = reference(data.get("case_id") or data.get("petition_id") or data.get("redemption_id"))
     fields["into_ref"] = reference(data.get("into_case_id") or data.get("into_petition_id"))
     fields["departments"] = "、".join(data.get("departments", [])) if language == "zh-CN" \
         else ", ".join(data.get("departments", []))

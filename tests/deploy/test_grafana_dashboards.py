@@ -57,9 +57,9 @@ def test_every_registered_service_has_its_row_of_panels_in_platform_health():
 
 
 def test_a_service_registered_tomorrow_gets_its_row_from_the_registry():
-    rows = [p.title for p in dashboards.platform_health([*registry.SERVICES, "points"]).panels
+    rows = [p.title for p in dashboards.platform_health([*registry.SERVICES, "tomorrow"]).panels
             if type(p).__name__ == "RowPanel"]
-    assert rows == [*registry.SERVICES, "points"]
+    assert rows == [*registry.SERVICES, "tomorrow"]
 
 
 def test_every_recording_rule_a_panel_reads_is_defined():

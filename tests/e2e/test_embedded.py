@@ -11,11 +11,12 @@ from .conftest import BIN, ROOT, free_port
 
 
 def test_the_embedded_platform_starts_with_a_demo_county_and_answers(tmp_path):
-    ports = {"identity": free_port(), "grids": free_port()}
+    ports = {"identity": free_port(), "grids": free_port(), "points": free_port()}
     env = dict(os.environ) | {
         "GRIDGOV_DATA_DIR": str(tmp_path),
         "GRIDGOV_IDENTITY_PORT": str(ports["identity"]),
         "GRIDGOV_GRIDS_PORT": str(ports["grids"]),
+        "GRIDGOV_POINTS_PORT": str(ports["points"]),
         "GRIDGOV_IDENTITY_URL": f"http://127.0.0.1:{ports['identity']}",
     }
     for name in list(env):  # embedded means no broker and no PostgreSQL from the environment
@@ -63,6 +64,19 @@ def test_the_embedded_platform_starts_with_a_demo_county_and_answers(tmp_path):
             return staff["current"] and all(s["display_name"] for s in staff["current"])
 
         wait_for(staff_named, timeout=60, interval=0.5, message="staff names to reach grids")
+
+        # The points programme lives: the resident's redemption waits with its code, the
+        # demo keeper hands it over.
+        points = f"http://127.0.0.1:{ports['points']}"
+        waiting = [r for r in requests.get(points + "/me/redemptions", headers=headers, timeout=10).json()["items"]
+                   if r["status"] == "held"]
+        assert waiting and waiting[0]["code"], waiting
+        keeper = requests.post(identity + "/tokens", json={
+            "grant_type": "password", "username": "keeper", "password": "gridgov-demo"}, timeout=10).json()
+        handed = requests.post(f"{points}/supermarkets/{waiting[0]['supermarket_id']}/hand-overs",
+                               json={"code": waiting[0]["code"]}, timeout=10,
+                               headers={"Authorization": f"Bearer {keeper['access_token']}"})
+        assert handed.status_code == 200 and handed.json()["status"] == "handed_over", handed.text
     finally:
         proc.terminate()
         proc.wait(timeout=30)

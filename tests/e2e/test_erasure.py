@@ -20,13 +20,14 @@ from pathlib import Path
 import psycopg
 
 from contracts.identity import RECIPIENT_PURPOSE, TRANSIT_CONTEXT
+from gridkit import registry
 from gridkit.crypto import DataKey
 from gridkit.testkit import wait_for
 
 from .conftest import DATA_KEY
 from .journey import PROPAGATION, Gridgov, Person, png, square, wait_until_dispatch_has_the_world
 
-SERVICES = ("identity", "grids", "intake", "dispatch", "notify")
+SERVICES = tuple(registry.SERVICES)  # a service added tomorrow is searched and erased too
 PASSWORD = "erase-me-properly"
 STAFF_PASSWORD = "erasure-staff-pass"
 NAME, PHONE, EMAIL = "陈晓燕", "13912349876", "chen.xiaoyan@example.cn"

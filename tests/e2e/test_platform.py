@@ -6,6 +6,7 @@ import re
 
 import requests
 
+from gridkit import registry
 from gridkit.testkit import wait_for
 
 SQUARE = {"type": "Polygon", "coordinates": [[[100.20, 25.60], [100.30, 25.60], [100.30, 25.70],
@@ -108,7 +109,7 @@ def test_gunicorn_answers_name_no_server_and_carry_the_security_headers(platform
     refused = requests.post(platform.url("identity", "/tokens"), timeout=10,
                             json={"grant_type": "password", "username": "nobody", "password": "not the one"})
     assert refused.status_code == 401 and refused.headers["Cache-Control"] == "no-store"
-    for service in ("identity", "grids", "intake", "dispatch", "notify"):
+    for service in registry.SERVICES:
         for response in (requests.get(platform.url(service, "/healthz"), timeout=10),
                          requests.get(platform.url(service, "/nowhere"), timeout=10), refused):
             headers = response.headers

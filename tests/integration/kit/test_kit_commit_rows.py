@@ -165,3 +165,14 @@ def test_a_transaction_of_queued_rows_alone_skips_the_sessions_commit(fresh_pg_d
         assert count(database, Parcel) == 2
     finally:
         database.dispose()
+
+
+def test_a_savepoint_released_on_the_way_is_not_the_commit(database):
+    """SQLAlchemy calls its commit hooks when a savepoint is released too: rows queued
+    before it wait for the transaction's own commit, on the transaction's connection (they
+    may refer to rows it added, which no other connection sees yet)."""
+    with database.transaction() as session:
+        with session.begin_nested():
+            session.add(Parcel(id="p9", label="made in a savepoint"))
+        insert_at_commit(session, Line.__table__, {"parcel_id": "p9", "text": "after it"})
+    assert count(database, Line) == 1

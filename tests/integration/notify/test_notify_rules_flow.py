@@ -22,6 +22,7 @@ from contracts.dispatch import (
 )
 from contracts.identity import ROLE_GRANTED, ROLE_REVOKED
 from contracts.intake import PETITION_MERGED, PETITION_RATED
+from contracts.points import REDEMPTION_EXPIRED, REDEMPTION_HANDED_OVER, REDEMPTION_HELD
 from notify.rules import KINDS
 from notify.templates import reference
 from notify.testing import case_data, feed, notice_count, notices_of, soon
@@ -173,7 +174,8 @@ def test_every_notice_about_a_case_names_it_the_same_way(notify_runtime):
                                            "reporter_id": case["reporter_id"], "by": supervisor, "at": soon(0)})
     notices = [n for person in (case["reporter_id"], worker, officer, supervisor)
                for n in notices_of(notify_runtime, person)]
-    assert {n.kind for n in notices} == set(KINDS)
+    # points' notices name no case
+    assert {n.kind for n in notices} == {kind for kind in KINDS if not kind.startswith(("points_", "redemption_"))}
     ref = reference(case["case_id"])
     for notice in notices:
         assert notice.title.endswith(f" {ref}"), (notice.kind, notice.title)
@@ -236,3 +238,35 @@ def test_a_case_opened_claimed_and_reopened_in_one_batch_tells_its_handler(notif
     with notify_runtime.db.sessions() as session:
         [row] = session.scalars(select(CaseHandler).where(CaseHandler.case_id == case["case_id"])).all()
         assert (row.petition_id, row.handler_id) == (case["petition_id"], worker)
+
+
+def test_residents_hear_of_points_earned_and_expired_once_per_event(notify_runtime):
+    from contracts.points import ACCOUNT_EXPIRED, AWARD_GRANTED
+
+    mother, son = uid(), uid()
+    earned = {"community": "DL-01-01", "account_id": 4, "kind": "household", "holder": "31", "amount": 10,
+              "balance": 130, "notify": [mother, son], "at": soon(0), "transfer_id": uid(), "reason": "hygiene",
+              "rule_id": uid()}
+    envelope = feed(notify_runtime, AWARD_GRANTED, earned)
+    feed(notify_runtime, AWARD_GRANTED, earned, envelope=envelope)  # redelivered
+    feed(notify_runtime, ACCOUNT_EXPIRED, {"community": "DL-01-01", "account_id": 5, "kind": "person",
+                                           "holder": son, "amount": 20, "balance": 0, "notify": [son],
+                                           "at": soon(0), "transfer_id": uid(), "earned_before": soon(0)})
+    assert kinds(notify_runtime, mother) == ["points_earned"]
+    assert kinds(notify_runtime, son) == ["points_earned", "points_expired"]
+    assert notices_of(notify_runtime, mother)[0].body == "因评为清洁户获得 10 积分，账户余额 130 积分。"
+
+
+def test_a_resident_hears_of_her_redemption_held_handed_over_and_expired(notify_runtime):
+    resident, keeper = uid(), uid()
+    redemption = {"redemption_id": uid(), "supermarket_id": 3, "supermarket": "龙泉社区积分超市",
+                  "community": "DL-01-01", "resident": resident, "amount": 30, "pieces": 2,
+                  "expires_at": soon(2880), "at": soon(0)}
+    feed(notify_runtime, REDEMPTION_HELD, redemption)
+    feed(notify_runtime, REDEMPTION_HANDED_OVER, redemption | {"by": keeper})
+    feed(notify_runtime, REDEMPTION_EXPIRED, redemption | {"redemption_id": uid(), "by": None})
+    notices = notices_of(notify_runtime, resident)
+    assert [n.kind for n in notices] == ["redemption_held", "redemption_handed_over", "redemption_expired"]
+    assert "龙泉社区积分超市" in notices[0].body and "30 积分" in notices[0].body
+    assert notices[0].title.endswith(reference(redemption["redemption_id"]))
+    assert notices_of(notify_runtime, keeper) == []

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from gridkit import registry
 from gridkit.events import REGISTRY
 from gridkit.schemas import plain_dump, wire_check
 
 # Every service's events declare themselves on import.
-for _module in ("identity", "grids", "intake", "dispatch", "notify"):
+for _module in registry.SERVICES:
     __import__(f"{_module}.events")
 
 EVENT_TYPES = sorted(REGISTRY.values(), key=lambda e: e.type)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import pkgutil
 
 import marshmallow
 import pytest
@@ -15,10 +16,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
-from gridkit import schemas
+from gridkit import registry, schemas
 from gridkit.schemas import Schema, plain_dump, plain_load
 
-MODULES = ["identity.api", "grids.api.schemas", "intake.api", "dispatch.api", "notify.api"]
+
+def api_modules() -> list[str]:
+    """Every registered service's ``api`` module, or the modules of its ``api`` package."""
+    names = []
+    for service in registry.SERVICES:
+        api = importlib.import_module(f"{service}.api")
+        names.append(api.__name__)
+        if hasattr(api, "__path__"):
+            names += [f"{api.__name__}.{m.name}" for m in pkgutil.iter_modules(api.__path__)]
+    return names
+
+
+MODULES = api_modules()
 
 
 def api_schemas() -> list[type[marshmallow.Schema]]:
@@ -35,7 +48,7 @@ def api_schemas() -> list[type[marshmallow.Schema]]:
 def event_schemas() -> list[type[marshmallow.Schema]]:
     from gridkit.events import REGISTRY
 
-    for service in ("identity", "grids", "intake", "dispatch", "notify"):
+    for service in registry.SERVICES:
         importlib.import_module(f"{service}.events")  # each declares its events on import
     return sorted({event.schema for event in REGISTRY.values()}, key=lambda s: f"{s.__module__}.{s.__qualname__}")
 

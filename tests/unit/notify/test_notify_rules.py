@@ -15,6 +15,12 @@ from contracts.dispatch import (
     CASE_WHISTLED,
 )
 from contracts.intake import PETITION_RATED
+from contracts.points import (
+    REDEMPTION_CANCELLED,
+    REDEMPTION_EXPIRED,
+    REDEMPTION_HANDED_OVER,
+    REDEMPTION_HELD,
+)
 from gridkit.crypto import DataKey, Unopenable, mask_phone
 from notify import rules, templates
 from notify.api import mask_email
@@ -91,7 +97,8 @@ def test_channels_need_a_contact_a_configured_channel_and_the_users_consent():
 SAMPLE = case(offered_to=["w"], claim_due=AT, handle_due=AT, report_in_due=AT, due=AT, by="x",
               from_level="grid", reason="claim_deadline", kind="photo", text=None, result="修好了",
               outcome="rated", rating=5, departments=["police"], step="handle", into_petition_id="abcd-1",
-              whistle_id="w1", category="water_leak", to_handler="w", from_handler="v", catch_all=False)
+              whistle_id="w1", category="water_leak", to_handler="w", from_handler="v", catch_all=False,
+              amount=10, balance=130, earned_before=AT, supermarket="村积分超市", pieces=2, expires_at=AT)
 
 
 @pytest.mark.parametrize("kind", rules.KINDS)
@@ -117,7 +124,11 @@ INTAKE_EVENTS = {"petition_rated": {"petition_id": "9a8b7c6d-1111", "reporter_id
                                      "reporter_id": "resident-1", "by": "admin-1", "at": AT}}
 
 
-@pytest.mark.parametrize("kind", rules.KINDS)
+# points' notices (earned, expired, redemptions) name no case
+CASE_KINDS = [kind for kind in rules.KINDS if not kind.startswith(("points_", "redemption_"))]
+
+
+@pytest.mark.parametrize("kind", CASE_KINDS)
 def test_every_notice_about_a_case_names_it_the_same_way(kind):
     data = with_cases(INTAKE_EVENTS.get(kind, SAMPLE), Directory())  # intake's events name petitions only
     ref = templates.reference("5f0c1a2b-0000")
@@ -194,3 +205,38 @@ def test_two_cases_opened_in_the_same_minute_get_different_numbers():
     first, second = "019a2b3c-4d5e-7f00-8a1b-2c3d4e5f6a7b", "019a2b3c-4d5e-7f00-9c8d-7e6f5a4b3c2d"
     assert reference(first) != reference(second)
     assert reference(first) == "4E5F6A7B"
+
+
+def test_residents_hear_when_they_earn_points_and_when_points_expire():
+    from contracts.points import ACCOUNT_EXPIRED, AWARD_GRANTED
+
+    earned = {"community": "DL-01-01", "account_id": 4, "kind": "household", "holder": "31", "amount": 10,
+              "balance": 130, "notify": ["mother", "son"], "at": AT, "transfer_id": "t-1", "reason": "hygiene",
+              "rule_id": "r-1"}
+    assert [(a.recipient_id, a.kind) for a in rules.address(AWARD_GRANTED.type, earned, Directory())] == [
+        ("mother", "points_earned"), ("son", "points_earned")]
+    assert templates.render("points_earned", "zh-CN", earned) == (
+        "获得积分 +10", "因评为清洁户获得 10 积分，账户余额 130 积分。")
+    assert templates.render("points_earned", "en", earned)[1] == \
+        "You earned 10 points for a clean household; the balance is 130."
+
+    expired = {"community": "DL-01-01", "account_id": 5, "kind": "person", "holder": "ann", "amount": 20,
+               "balance": 0, "notify": ["ann"], "at": AT, "transfer_id": "t-2", "earned_before": AT}
+    assert [(a.recipient_id, a.kind) for a in rules.address(ACCOUNT_EXPIRED.type, expired, Directory())] == [
+        ("ann", "points_expired")]
+    assert templates.render("points_expired", "zh-CN", expired)[1] == \
+        "2025年3月1日 09:30 前获得且未使用的 20 积分已到期，账户余额 0 积分。"
+
+
+def test_the_resident_hears_when_her_redemption_is_held_handed_over_or_expired_not_when_she_cancels():
+    redemption = {"redemption_id": "0193aaaa-bbbb-7ccc-8ddd-eeeeffff0001", "supermarket_id": 3,
+                  "supermarket": "村积分超市", "community": "DL-01-01", "resident": "resident-1", "amount": 30,
+                  "pieces": 2, "expires_at": AT, "at": AT}
+    for event, kind, by in ((REDEMPTION_HELD, "redemption_held", None),
+                            (REDEMPTION_HANDED_OVER, "redemption_handed_over", "keeper-1"),
+                            (REDEMPTION_EXPIRED, "redemption_expired", None)):
+        assert rules.address(event.type, redemption | {"by": by}, Directory()) == [
+            rules.Addressed("resident-1", kind, False)]
+    assert rules.address(REDEMPTION_CANCELLED.type, redemption | {"by": "resident-1"}, Directory()) == []
+    _, body = templates.render("redemption_held", "zh-CN", redemption)
+    assert "村积分超市" in body and "30 积分" in body and "2025年3月1日 09:30" in body
