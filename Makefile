@@ -11,7 +11,8 @@ PYTEST := $(BIN)/python -m pytest
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+# A new package (a service added since the last install) needs the editable install again.
+$(STAMP): pyproject.toml $(wildcard libs/*/__init__.py services/*/__init__.py)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
