@@ -212,9 +212,9 @@ class Relay:
     what keeps the relay's, PostgreSQL's and RabbitMQ's CPU per event small. At a
     trickle it never waits. Under heavy load the wait stretches
     (:func:`next_linger`): up to ``max_linger`` while events keep coming at
-    ``full_enough`` or more per ``linger`` (600/s by default), back to ``linger`` as
-    soon as they do not, so a moderate stream is not delayed for a saving it does not
-    need.
+    ``full_enough`` or more per ``linger`` (400/s by default: above a storm's 200
+    events/s per service, below a saturated web's 500–900), back to ``linger`` as soon
+    as they do not, so a moderate stream is not delayed for a saving it does not need.
 
     ``retention``: settled rows (sent, unroutable) are kept that long, for whoever
     wants to see what was published, then deleted (:meth:`purge`, every
@@ -232,7 +232,7 @@ class Relay:
 
     def __init__(self, service: str, db: Database, outbox: Outbox, bus: Bus, *,
                  batch_size: int = 500, poll_interval: float = 1.0, linger: float = 0.01,
-                 max_linger: float = 0.05, full_enough: int = 6,
+                 max_linger: float = 0.05, full_enough: int = 4,
                  retention: timedelta = timedelta(days=7), purge_every: float = 600.0,
                  rescan_every: float = 1.0):
         self.service = service
@@ -491,7 +491,7 @@ class Relay:
         self._listener = None
 
 
-def next_linger(current: float, taken: int, *, shortest: float, longest: float, full_enough: int = 6) -> float:
+def next_linger(current: float, taken: int, *, shortest: float, longest: float, full_enough: int = 4) -> float:
     """The relay's next wait, after a batch that settled ``taken`` events gathered in a
     wait of ``current``.
 
