@@ -76,9 +76,13 @@ def leaderboard(session: Session, community: str, month: str, board: str, *, lim
 
 
 def programme_figures(session: Session, community: str | None = None) -> dict[str, dict]:
-    """{community: figures} for every community with a ledger account (or just one)."""
+    """{community: figures} for every community points knows of (or just one): from grids'
+    grids, at zero before its first account, so a dashboard shows a programme that has not
+    started as 0 rather than as nothing."""
     out: dict[str, dict] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
     where = [] if community is None else [Account.community == community]
+    for place in households.known_communities(session, community):
+        out[place]  # noqa: B018 - the defaultdict's zero row
     totals = session.execute(select(
         Account.community, Account.kind, func.sum(Account.debits_posted), func.sum(Account.credits_posted),
         func.sum(Account.credits_posted - Account.debits_posted), func.sum(Account.debits_pending))
@@ -159,8 +163,9 @@ def collect(runtime: Runtime) -> list[GaugeMetricFamily]:
         families.append(family)
     redemptions = GaugeMetricFamily("gridgov_points_redemptions", "Redemptions by community and status",
                                     labels=["community", "status"])
-    for place, status, count in statuses:
-        if status in STATUSES:
-            redemptions.add_metric([place, status], count)
+    counts = {(place, status): count for place, status, count in statuses if status in STATUSES}
+    for place in sorted(per_community):  # every status of every community, from 0
+        for status in STATUSES:
+            redemptions.add_metric([place, status], counts.get((place, status), 0))
     families.append(redemptions)
     return families

@@ -47,6 +47,14 @@ def resident_bound(session: Session, data: dict) -> str:
     return household
 
 
+def known_communities(session: Session, community: str | None = None) -> list[str]:
+    """The communities grids has grids in (or ``community``, if it is one of them)."""
+    query = select(KnownGrid.community).where(KnownGrid.community.is_not(None)).distinct()
+    if community is not None:
+        query = query.where(KnownGrid.community == community)
+    return list(session.execute(query).scalars())
+
+
 def community_of_grid(session: Session, grid_id: int) -> str | None:
     return session.execute(select(KnownGrid.community).where(KnownGrid.id == grid_id)).scalar()
 

@@ -168,6 +168,10 @@ def a_small_journey(platform, sms_gateway, prometheus: Prometheus) -> None:
     wait_for(lambda: gg.get("intake", f"/petitions/{petition['id']}", cast.resident, expect=200).json()["status"]
              == "resolved", timeout=PROPAGATION, interval=0.2, message="the resident to see it resolved")
     gg.post("intake", f"/petitions/{petition['id']}/rating", cast.resident, json={"rating": 5}, expect=200)
+    # The community's points programme: the register's number of households (its share of
+    # households taking part is then 0 of 40, not undefined).
+    gg.call("PUT", "points", f"/communities/{COMMUNITY}/programme", cast.community_admin,
+            json={"households": 40}, expect=200)
 
 
 def filled_in(expr: str, variables: dict[str, str]) -> str:
