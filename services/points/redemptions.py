@@ -147,7 +147,12 @@ def redeem(session: Session, *, redemption_id: str, supermarket: Supermarket, re
         id=redemption_id, debit_account_id=pays.id, credit_account_id=supermarket.account_id, amount=amount,
         code=CODE, pending=True, timeout_seconds=supermarket.hold_minutes * 60,
         memo=f"{supermarket.name}"[:200]), by=resident, now=now)
-    if not outcome.created:  # the id is a transfer's, not a redemption's
+    if not outcome.created:
+        # The same redemption sent twice at once: its twin committed while this one waited
+        # for the accounts' lock, and the ledger found the twin's hold. Answer as a replay.
+        twin = session.get(Redemption, redemption_id)
+        if twin is not None:
+            return _replay(session, twin, supermarket, resident, lines), False
         raise Refused("exists-with-different-fields", f"{redemption_id} is another transfer's id", fields=["id"])
     month = month_of(now, awards.local_tz(session))
     # 2. the stock, 3. the monthly limits
